@@ -1,0 +1,1 @@
+"""zonechief HTTP API (FastAPI): a thin layer over gis."""

@@ -1,0 +1,95 @@
+"""Chiefs and patrol inspectors per zone, with effective dates.
+
+The roster is a table of (person, role, zone, effective_from, effective_to)
+rows; a person covering two zones has two rows. Who is in force is decided
+at a given time, so an old report keeps the chief it was assigned to.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+REQUIRED = ["person_id", "role", "name", "phone", "zone_id", "effective_from", "effective_to"]
+ROLES = {"chief", "inspector"}
+
+
+class RosterError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Person:
+    person_id: str
+    name: str
+    phone: str
+    role: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _as_date(at) -> date:
+    if at is None:
+        return datetime.now(timezone.utc).date()
+    if isinstance(at, datetime):
+        return at.date()
+    if isinstance(at, date):
+        return at
+    return pd.Timestamp(at).date()
+
+
+class Roster:
+    def __init__(self, table: pd.DataFrame):
+        missing = [c for c in REQUIRED if c not in table.columns]
+        if missing:
+            raise RosterError(f"roster is missing columns {missing}; expected {REQUIRED}")
+        t = table.copy()
+        bad_roles = sorted(set(t["role"]) - ROLES)
+        if bad_roles:
+            raise RosterError(f"unknown roles {bad_roles}; use one of {sorted(ROLES)}")
+        t["effective_from"] = pd.to_datetime(t["effective_from"], errors="raise").dt.date
+        t["effective_to"] = pd.to_datetime(t["effective_to"].replace("", None), errors="raise").dt.date
+        t = t.fillna({"phone": ""}).astype({"person_id": str, "zone_id": str, "name": str, "phone": str})
+        self.table = t.reset_index(drop=True)
+        self._check_one_chief()
+
+    @classmethod
+    def read_csv(cls, path: str | Path) -> "Roster":
+        return cls(pd.read_csv(path, dtype=str, keep_default_na=False))
+
+    def _check_one_chief(self):
+        """Two chiefs in force for the same zone at the same time is a data error."""
+        chiefs = self.table[self.table.role == "chief"]
+        for zone, rows in chiefs.groupby("zone_id"):
+            spans = sorted((r.effective_from, r.effective_to or date.max, r.person_id) for r in rows.itertuples())
+            for (a0, a1, pa), (b0, b1, pb) in zip(spans, spans[1:]):
+                if b0 < a1:
+                    raise RosterError(f"zone {zone} has two chiefs at once ({pa} and {pb} from {b0})")
+
+    def in_force(self, at=None) -> pd.DataFrame:
+        d = _as_date(at)
+        t = self.table
+        mask = (t.effective_from <= d) & (t.effective_to.isna() | (t.effective_to > d))
+        return t[mask]
+
+    def chiefs_by_zone(self, at=None) -> dict[str, Person]:
+        t = self.in_force(at)
+        return {r.zone_id: Person(r.person_id, r.name, r.phone, "chief") for r in t[t.role == "chief"].itertuples()}
+
+    def inspectors_by_zone(self, at=None) -> dict[str, list[Person]]:
+        t = self.in_force(at)
+        out: dict[str, list[Person]] = {}
+        for r in t[t.role == "inspector"].sort_values("person_id").itertuples():
+            out.setdefault(r.zone_id, []).append(Person(r.person_id, r.name, r.phone, "inspector"))
+        return out
+
+    def people(self, role: str | None = None, at=None) -> pd.DataFrame:
+        """One row per person in force, with the zones they cover (';'-joined)."""
+        t = self.in_force(at)
+        if role:
+            t = t[t.role == role]
+        g = t.groupby(["person_id", "role", "name", "phone"], sort=True)["zone_id"].apply(lambda s: ";".join(sorted(s)))
+        return g.reset_index().rename(columns={"zone_id": "zone_ids"})

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Full test suite. Makes sure PostGIS is installed and PostgreSQL runs, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+# PostGIS for the storage tests (reports issue); this machine kind has PostgreSQL 15.
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  if ! dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1; then
+    echo "installing PostGIS (postgresql-15-postgis-3)..." >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql-15-postgis-3 >/dev/null
+  fi
+  if ! pg_lsclusters -h 2>/dev/null | grep -q online; then
+    pg_ctlcluster --skip-systemctl-redirect 15 main start 2>/dev/null || pg_ctlcluster 15 main start
+  fi
+fi
+
+exec $BIN/python -m pytest "$@"
