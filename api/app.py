@@ -4,21 +4,22 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 import zonechief
 from gis import crs as gcrs
-from gis.facilities import load_facilities
 from gis.lookup import Assignment, ZoneIndex
 from gis.points import coordinate_problem
 from gis.settings import Settings, get_settings
 
 from . import problems
 from .problems import Problem
+from .reports import router as reports_router
 from .schemas import LOOKUP_BODY_SCHEMA, LookupResult
+from .services import Services
 
 GEOJSON = "application/geo+json"
 DESCRIPTION = """
@@ -77,24 +78,22 @@ def geojson_response(gdf, drop=()) -> Response:
                     media_type=GEOJSON)
 
 
-def create_app(index: ZoneIndex | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
+               database_url: str | None = None) -> FastAPI:
+    """The app. The report store is opened (and migrated) on first use, or at startup by `serve`."""
     settings = settings or get_settings()
+    services = Services(settings, index, database_url)
     app = FastAPI(title="zonechief", version=zonechief.__version__, description=DESCRIPTION,
                   docs_url="/docs", openapi_url="/openapi.json")
     problems.install(app)
-    state: dict[str, Any] = {"index": index}
+    app.state.services = services
+    app.include_router(reports_router)
 
     def idx() -> ZoneIndex:
-        if state["index"] is None:
-            state["index"] = ZoneIndex.load()
-        return state["index"]
+        return services.index
 
     def facilities():
-        if "facilities" not in state:
-            state["facilities"] = load_facilities()
-        return state["facilities"]
-
-    app.state.zone_index = idx
+        return services.facilities
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and data status")
     def healthz():
@@ -130,7 +129,7 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None)
             raise Problem(413, f"request body exceeds the limit of {max_bytes} bytes; send at most {settings.max_batch} points per request")
         try:
             body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and the int-digits limit
             raise Problem(400, f"the request body is not valid JSON: {exc}")
         ids, xs, ys, props, crs_name, as_fc = parse_batch(body, crs)
         if len(xs) > settings.max_batch:
@@ -185,6 +184,12 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None)
         return [{"id": r.person_id, "role": r.role, "name": r.name, "phone": r.phone, "zone_ids": r.zone_ids.split(";")}
                 for r in people.itertuples()]
 
+    @app.get("/v1/categories", tags=["reports"], summary="Report categories (GB/T 47678.5-2026 管理事项)")
+    def categories():
+        c = services.categories
+        return [{"code": r.code, "name": r.name, "major_code": r.major_code, "major_name": r.major_name}
+                for r in c.itertuples()]
+
     @app.get("/v1/facilities", tags=["geography"], summary="Facilities with city service codes (城市服务码)")
     def facility_list(kind: str | None = None):
         f = facilities()
@@ -225,7 +230,10 @@ def parse_batch(body, default_crs: str):
             ids.append(f.get("id"))
             xs.append(x)
             ys.append(y)
-            props.append(f.get("properties") or {})
+            p = f.get("properties")
+            if p is not None and not isinstance(p, dict):
+                raise Problem(422, f"features[{i}].properties must be an object or null")
+            props.append(p or {})
         return ids, xs, ys, props, crs, as_fc
     if isinstance(body, dict) and "points" in body:
         crs = body.get("crs") or default_crs
@@ -255,4 +263,7 @@ def parse_batch(body, default_crs: str):
 def _num(v, where: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise Problem(422, f"{where} must be a number, got {json.dumps(v, ensure_ascii=False)[:40]}")
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:  # a JSON integer too large for a float
+        raise Problem(422, f"{where} is far too large to be a coordinate ({len(str(abs(v)))}-digit integer)")

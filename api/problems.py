@@ -9,10 +9,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gis.boundaries import BoundaryError
 from gis.crs import UnknownCRSError
 from gis.points import CoordinateError
+from gis.reports import NotFound, ReportError, TransitionError
+from sqlalchemy.exc import OperationalError
 
 MEDIA_TYPE = "application/problem+json"
-TITLES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
-          422: "Unprocessable Content", 500: "Internal Server Error", 503: "Service Unavailable"}
+TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
+          409: "Conflict", 422: "Unprocessable Content", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 class Problem(Exception):
@@ -72,9 +74,34 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "Error")
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no resource at {request.url.path}; see /docs for the API"
-        return problem_response(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+        if exc.status_code == 405:
+            # Starlette's Allow header names only the first route on the path; list all of them.
+            allowed = sorted({m for r in request.app.routes if getattr(r, "methods", None) and getattr(r, "path_regex", None)
+                              and r.path_regex.match(request.url.path) for m in r.methods})
+            if allowed:
+                headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+                detail = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
+        return problem_response(request, exc.status_code, detail, headers=headers)
+
+    @app.exception_handler(ReportError)
+    async def _report(request: Request, exc: ReportError):
+        return problem_response(request, 422, str(exc), title="Invalid report")
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound):
+        return problem_response(request, 404, f"no report {exc.args[0]}")
+
+    @app.exception_handler(TransitionError)
+    async def _transition(request: Request, exc: TransitionError):
+        return problem_response(request, 409, str(exc), title="Invalid status change")
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(request: Request, exc: OperationalError):
+        return problem_response(request, 503, "the report database is unavailable; retry shortly",
+                                headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

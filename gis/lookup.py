@@ -252,8 +252,11 @@ class ZoneIndex:
         df.loc[bad, "problem"] = [coordinate_problem(float(xs[i]), float(ys[i]), crs) for i in bad]
         if geo is not None:
             base = geo if isinstance(geo, gpd.GeoDataFrame) else gpd.GeoDataFrame(geometry=geo)
-            df.index = base.index
-            return base.join(df, rsuffix="_zc")
+            # Positional, not an index join: a duplicated index label must not multiply rows.
+            out = base.copy()
+            for c in df.columns:
+                out[c + "_zc" if c in base.columns else c] = df[c].to_numpy()
+            return out
         return df
 
     def _frame(self, unit, onb, snapped, nearest, dist, status, lon, lat, at) -> pd.DataFrame:

@@ -20,7 +20,12 @@ class Settings(BaseSettings):
     max_batch: int = Field(10_000, ge=1, description="Largest batch accepted by POST /v1/lookup")
     host: str = "127.0.0.1"
     port: int = 8000
-    database_url: str | None = Field(None, description="SQLAlchemy URL; unset means an embedded SQLite file")
+    database_url: str | None = Field(None, description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; unset means the embedded SQLite file")
+    sqlite_path: Path = Field(Path("var/zonechief.sqlite"), description="Embedded SQLite file used when database_url is unset")
+    require_public_key: bool = Field(False, description="If false, requests without an API key act with the public role")
+    address_min_confidence: float = Field(0.75, ge=0, le=1, description="Below this an address is stored as needs review")
+    amap_key: str | None = Field(None, description="Amap web-service key; enables online geocoding fallback")
+    amap_base_url: str = "https://restapi.amap.com"
 
 
 @lru_cache

@@ -13,6 +13,18 @@ def _fail(msg: str):
     raise click.ClickException(msg)
 
 
+def _at(value: str | None):
+    """--at as a datetime, or a clear error instead of a pandas traceback."""
+    if value is None:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--at {value!r} is not an ISO 8601 date or time (e.g. 2025-07-01)")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zonechief")
 def main():
@@ -22,7 +34,9 @@ def main():
 @main.command()
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1, or ZONECHIEF_HOST)")
 @click.option("--port", default=None, type=int, help="Port (default 8000, or ZONECHIEF_PORT)")
-def serve(host, port):
+@click.option("--demo", is_flag=True, help="Seed demo reports if the store is empty")
+@click.option("--demo-reports", default=2000, show_default=True, help="How many demo reports --demo writes")
+def serve(host, port, demo, demo_reports):
     """Run the HTTP API (docs at /docs)."""
     import uvicorn
 
@@ -31,8 +45,51 @@ def serve(host, port):
 
     s = get_settings()
     host, port = host or s.host, port or s.port
+    app = create_app()
+    services = app.state.services
+    db = services.db  # migrate and load reference data before taking requests
+    click.echo(f"report store: {_safe_url(db.url)}", err=True)
+    if demo:
+        _seed_if_empty(services.reports, demo_reports)
     click.echo(f"zonechief API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _reports_service():
+    from api.services import Services
+    from gis.settings import get_settings
+
+    return Services(get_settings()).reports
+
+
+def _seed_if_empty(reports, n: int):
+    from sqlalchemy import func, select
+
+    from gis.bulk import seed_demo
+    from gis.store.models import Report
+
+    with reports.db.sessions() as s:
+        have = s.scalar(select(func.count()).select_from(Report))
+    if have:
+        click.echo(f"store already has {have} reports; not seeding", err=True)
+        return
+    res = _with_bar(n, "seed", lambda bar: seed_demo(reports, n, progress=bar.update))
+    click.echo(f"demo: {res}", err=True)
+
+
+def _with_bar(total, desc, fn):
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="rep", desc=desc, file=sys.stderr, disable=None) as bar:
+        res = fn(bar)
+        bar.update(max(0, total - bar.n))
+    return res
 
 
 @main.command()
@@ -50,7 +107,7 @@ def lookup(lon, lat, crs, at, as_json):
 
     try:
         c = normalize_crs(crs)
-        a = ZoneIndex.load().lookup(lon, lat, crs=c, at=at)
+        a = ZoneIndex.load().lookup(lon, lat, crs=c, at=_at(at))
     except (CoordinateError, UnknownCRSError) as exc:
         _fail(str(exc))
     if as_json:
@@ -91,6 +148,7 @@ def assign(src, dst, crs, lon_col, lat_col, at, chunk_size):
     try:
         table, x, y, file_crs = read_points(src, lon_col, lat_col)
         c = normalize_crs(crs or file_crs or "wgs84")
+        at = _at(at)
     except (ValueError, FileNotFoundError, UnknownCRSError) as exc:
         _fail(str(exc))
     index = ZoneIndex.load()
@@ -135,6 +193,83 @@ def validate(path, id_field, crs, layer, tolerance_m2):
     click.echo(str(report))
     if not report.ok:
         sys.exit(1)
+
+
+@main.group()
+def keys():
+    """API keys (stored hashed; the token is shown once)."""
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(["public", "staff", "admin"]), required=True)
+@click.option("--name", required=True, help="Who or what holds the key")
+@click.option("--chief", "chief_id", default=None, help="Staff key acting for this chief (own queue only)")
+def keys_create(role, name, chief_id):
+    """Create an API key and print its token."""
+    from gis.keys import create_key
+
+    reports = _reports_service()
+    with reports.db.sessions.begin() as s:
+        row, token = create_key(s, role, name, chief_id)
+    click.echo(f"created {role} key {row.prefix} for {name}; keep the token, it is not stored:", err=True)
+    click.echo(token)
+
+
+@main.group()
+def reports():
+    """Reports: bulk import."""
+
+
+@reports.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rejects", default=None, type=click.Path(dir_okay=False), help="Rejects CSV (default: <file>.rejects.csv)")
+@click.option("--crs", default=None, help="CRS of lon/lat when rows don't name it")
+def reports_import(path, rejects, crs):
+    """Import reports from CSV, GeoJSON or GeoParquet, all or nothing; bad rows go to a rejects file."""
+    from gis.bulk import import_file
+
+    svc = _reports_service()
+    n = _count_rows(path)
+    res = _with_bar(n, "import", lambda bar: import_file(svc, path, rejects, crs=crs, progress=bar.update))
+    click.echo(str(res))
+    if res.rejected:
+        sys.exit(2)
+
+
+def _count_rows(path) -> int:
+    if str(path).lower().endswith((".csv", ".txt")):
+        with open(path, encoding="utf-8-sig") as fh:
+            return max(0, sum(1 for _ in fh) - 1)
+    return 0
+
+
+@main.group()
+def demo():
+    """Demo data."""
+
+
+@demo.command("seed")
+@click.option("--reports", "n", default=2000, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+def demo_seed(n, seed):
+    """Write N realistic synthetic reports (weighted categories, daily/weekly rhythm, clusters, progressing statuses)."""
+    from gis.bulk import seed_demo
+
+    svc = _reports_service()
+    res = _with_bar(n, "seed", lambda bar: seed_demo(svc, n, seed=seed, progress=bar.update))
+    click.echo(f"demo: {res}")
+
+
+@main.group()
+def db():
+    """The report store."""
+
+
+@db.command("upgrade")
+def db_upgrade():
+    """Apply migrations and load reference data (zones, villages, roster, facilities, categories)."""
+    svc = _reports_service()
+    click.echo(f"up to date: {_safe_url(svc.db.url)}")
 
 
 if __name__ == "__main__":

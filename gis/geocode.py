@@ -1,0 +1,719 @@
+"""Turn what a citizen gives us — a free-text address, a facility QR/service code,
+or raw coordinates — into a WGS-84 position, a zone hint and a confidence.
+
+Three offline paths and one optional online one:
+
+- ``geocode_coordinates``: coordinates in any CRS known to gis.crs.
+- ``resolve_service_code``: the code printed on a facility (public toilet,
+  城管驿站 ...), also when it arrives as a URL from a QR code.
+- ``geocode_address`` with a ``Gazetteer`` built from the project's own data
+  (towns, villages/communities, facilities, data/boundaries/gazetteer_extra.csv).
+- an online ``GeocodingProvider`` (``AmapProvider``) consulted only when the
+  offline answer needs review.
+
+Nothing here decides the final zone: ZoneIndex does that from the position.
+The zone_id in a result is a hint, and ``needs_review`` says when a person
+should look before the report is dispatched.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import numpy as np
+import shapely
+from rapidfuzz.distance import OSA
+
+from . import crs as _crs
+from .points import check_coordinates
+from .settings import get_settings
+
+__all__ = [
+    "Candidate",
+    "GeocodeResult",
+    "Gazetteer",
+    "normalize_text",
+    "geocode_address",
+    "resolve_service_code",
+    "geocode_coordinates",
+    "UnknownServiceCode",
+    "GeocodingProvider",
+    "AmapProvider",
+    "ProviderError",
+]
+
+KINDS = ("facility", "landmark", "road", "village", "town")
+# Tie-break when scores are equal: the more specific place first.
+_SPECIFICITY = {"facility": 4, "landmark": 3, "village": 2, "road": 1, "town": 0}
+# A town alone never reaches the default min_confidence (0.75): knowing only the
+# town does not tell which of its zones a report belongs to.
+_KIND_WEIGHT = {"facility": 1.0, "landmark": 1.0, "village": 1.0, "road": 0.9, "town": 0.6}
+_PRIMARY = 1.0          # official name, short name, facility name/code
+_EXTRA_ALIAS = 0.95     # aliases listed in gazetteer_extra.csv
+_STRIPPED = 0.85        # 铁岗 for 铁岗村: common in speech, but a 2-character word can occur by chance
+_TOWN_CONFLICT = 0.7    # a place in another town than the one the text names
+_TOWN_AGREES = 0.05     # ... or in that town: lifts a one-typo match (企石镇铁刚村) over 0.75
+_PREFIXES = ("广东省", "广东", "东莞市", "东莞")
+_SUFFIXES = ("社区", "村")                  # stripped from village short names
+_GENERIC = ("社区", "村", "镇")             # not counted as distinctive when scoring typos
+_MAX_EXACT_CHARS = 1000                     # bound work on pathological input
+_MAX_FUZZY_CHARS = 200
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+# ============================================================================ results
+
+
+@dataclass
+class Candidate:
+    """One place the text may refer to. lon/lat are WGS-84.
+
+    zone_id is None when the place spans several zones (a town, a long road).
+    """
+
+    kind: str
+    name: str
+    matched: str
+    lon: float
+    lat: float
+    zone_id: str | None = None
+    village_code: str | None = None
+    town: str | None = None
+    score: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class GeocodeResult:
+    """The answer for one input; lon/lat are WGS-84, None when unresolved."""
+
+    method: str
+    lon: float | None
+    lat: float | None
+    confidence: float
+    needs_review: bool
+    candidates: list[Candidate] = field(default_factory=list)
+    zone_id: str | None = None
+    facility_id: str | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ============================================================================ text
+
+
+_cc = None
+
+
+def _t2s(text: str) -> str:
+    global _cc
+    if _cc is None:
+        from opencc import OpenCC
+
+        _cc = OpenCC("t2s")
+    try:
+        return _cc.convert(text)
+    except Exception:  # pragma: no cover - OpenCC is pure Python; never let it break geocoding
+        return text
+
+
+def normalize_text(text) -> str:
+    """Canonical form used on both the gazetteer's names and the query.
+
+    NFKC (full-width → half-width), traditional → simplified (OpenCC t2s),
+    lower case, only letters and digits kept (spaces and punctuation dropped),
+    leading 广东省/广东/东莞市/东莞 removed.
+    """
+    if text is None:
+        return ""
+    s = unicodedata.normalize("NFKC", str(text))
+    s = _t2s(s)
+    s = "".join(ch for ch in s.lower() if unicodedata.category(ch)[0] in "LN")
+    changed = True
+    while changed:
+        changed = False
+        for p in _PREFIXES:
+            if s.startswith(p):
+                s = s[len(p):]
+                changed = True
+    return s
+
+
+def _numbers(s: str) -> list[int]:
+    # 公厕1 and 公厕01 are the same facility; 公厕01 and 公厕02 are not.
+    return [int(n) for n in re.findall(r"\d+", s)]
+
+
+def _distinctive_len(alias: str) -> int:
+    for suf in _GENERIC:
+        if alias.endswith(suf) and len(alias) > len(suf):
+            return len(alias) - len(suf)
+    return len(alias)
+
+
+# ============================================================================ gazetteer
+
+
+@dataclass
+class _Alias:
+    text: str       # normalized
+    quality: float
+    fuzzy: bool     # whether typo matching is allowed on this alias
+
+
+@dataclass
+class _Entry:
+    kind: str
+    name: str
+    lon: float
+    lat: float
+    zone_id: str | None
+    village_code: str | None
+    town: str | None
+    facility_id: str | None = None
+    aliases: list[_Alias] = field(default_factory=list)
+
+
+def _none_if_blank(v) -> str | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    s = str(v).strip()
+    return s or None
+
+
+class Gazetteer:
+    """Offline place-name index over the project's own data.
+
+    >>> gz = Gazetteer.load()
+    >>> gz.search("企石鎮鐵崗村")[0].village_code      # doctest: +SKIP
+    '441900105200'
+    """
+
+    def __init__(self, entries: list[_Entry], villages=None):
+        self.entries = list(entries)
+        # villages (GeoDataFrame, WGS-84) lets locate() give a zone for provider points.
+        self._villages = villages
+        if villages is not None and len(villages):
+            self._vgeoms = np.asarray(villages.geometry.values, dtype=object)
+            shapely.prepare(self._vgeoms)
+        else:
+            self._vgeoms = np.empty(0, dtype=object)
+        self._index: dict[str, list[tuple[int, float]]] = {}
+        self._fuzzy: list[tuple[str, int, float]] = []
+        for i, e in enumerate(self.entries):
+            for a in e.aliases:
+                self._index.setdefault(a.text, []).append((i, a.quality))
+                if a.fuzzy:
+                    self._fuzzy.append((a.text, i, a.quality))
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, data_dir: str | Path | None = None) -> "Gazetteer":
+        """Build from towns.geojson, villages.geojson, facilities.geojson and gazetteer_extra.csv.
+
+        Village and town positions are representative points of their polygons
+        (always inside, unlike centroids).
+        """
+        import geopandas as gpd
+
+        d = Path(data_dir) if data_dir is not None else get_settings().data_dir
+        entries: list[_Entry] = []
+        derived: list[tuple[_Entry, str]] = []  # (entry, stripped alias), checked for clashes below
+
+        towns = gpd.read_file(d / "towns.geojson", engine="pyogrio").to_crs(4326)
+        for _, t in towns.iterrows():
+            name = str(t["name"])
+            p = t.geometry.representative_point()
+            e = _Entry("town", name, p.x, p.y, None, None, name)
+            names = [name]
+            if name.endswith("镇") and len(name) >= 3:
+                names.append(name[:-1])
+            if _none_if_blank(t.get("name_en")):
+                names.append(str(t["name_en"]))
+            e.aliases = [_Alias(normalize_text(n), _PRIMARY, len(n) >= 3 and bool(_CJK.search(n))) for n in names]
+            entries.append(e)
+
+        villages = gpd.read_file(d / "villages.geojson", engine="pyogrio").to_crs(4326)
+        for _, v in villages.iterrows():
+            p = v.geometry.representative_point()
+            short = _none_if_blank(v.get("short_name")) or str(v["name"])
+            e = _Entry("village", short, p.x, p.y, _none_if_blank(v.get("zone_id")),
+                       _none_if_blank(v.get("code")), _none_if_blank(v.get("town")))
+            # Typos are matched on the short name only: official names share the long
+            # suffix 村民委员会/居民委员会, which would make every village look alike.
+            e.aliases = [_Alias(normalize_text(v["name"]), _PRIMARY, False),
+                         _Alias(normalize_text(short), _PRIMARY, True)]
+            for suf in _SUFFIXES:
+                if short.endswith(suf) and len(short) - len(suf) >= 2:
+                    derived.append((e, normalize_text(short[: -len(suf)])))
+                    break
+            entries.append(e)
+
+        fpath = d / "facilities.geojson"
+        if fpath.exists():
+            fac = gpd.read_file(fpath, engine="pyogrio").to_crs(4326)
+            for _, f in fac.iterrows():
+                g = f.geometry
+                if g is None or g.is_empty:
+                    continue
+                p = g if g.geom_type == "Point" else g.representative_point()
+                name = _none_if_blank(f.get("name")) or str(f["facility_id"])
+                e = _Entry("facility", name, p.x, p.y, _none_if_blank(f.get("zone_id")), None,
+                           _none_if_blank(f.get("town")), facility_id=str(f["facility_id"]))
+                e.aliases = [_Alias(normalize_text(name), _PRIMARY, True),
+                             _Alias(normalize_text(f["service_code"]), _PRIMARY, False),
+                             _Alias(normalize_text(f["facility_id"]), _PRIMARY, False)]
+                entries.append(e)
+
+        xpath = d / "gazetteer_extra.csv"
+        if xpath.exists():
+            with open(xpath, encoding="utf-8", newline="") as fh:
+                for row in csv.DictReader(fh):
+                    kind = (row.get("kind") or "").strip()
+                    if kind not in ("landmark", "road"):
+                        raise ValueError(f"{xpath}: kind must be landmark or road, got {kind!r} for {row.get('name')!r}")
+                    name = row["name"].strip()
+                    e = _Entry(kind, name, float(row["lon"]), float(row["lat"]), _none_if_blank(row.get("zone_id")),
+                               None, _none_if_blank(row.get("town")))
+                    e.aliases = [_Alias(normalize_text(name), _PRIMARY, True)]
+                    for a in (row.get("aliases") or "").split("|"):
+                        if a.strip():
+                            e.aliases.append(_Alias(normalize_text(a), _EXTRA_ALIAS, len(a.strip()) >= 3))
+                    entries.append(e)
+
+        # A stripped name that is also someone else's name is dropped: 企石村 → 企石
+        # would otherwise compete with the town 企石(镇), which is what people mean.
+        taken: dict[str, set[int]] = {}
+        for e in entries:
+            for a in e.aliases:
+                taken.setdefault(a.text, set()).add(id(e))
+        counts: dict[str, int] = {}
+        for _, s in derived:
+            counts[s] = counts.get(s, 0) + 1
+        for e, s in derived:
+            if len(s) >= 2 and counts[s] == 1 and not (taken.get(s, set()) - {id(e)}):
+                e.aliases.append(_Alias(s, _STRIPPED, False))
+
+        for e in entries:
+            # drop empty aliases (a name of pure punctuation) and duplicates, keeping the best quality
+            best: dict[str, _Alias] = {}
+            for a in e.aliases:
+                if a.text and (a.text not in best or a.quality > best[a.text].quality):
+                    best[a.text] = a
+            e.aliases = list(best.values())
+            if e.kind in ("facility", "landmark", "road") and e.village_code is None:
+                e.village_code = cls._village_at(villages, e.lon, e.lat, e.zone_id)
+        return cls(entries, villages)
+
+    @staticmethod
+    def _village_at(villages, lon, lat, zone_id):
+        if zone_id is None:
+            return None  # a multi-zone road has no single village
+        hit = villages[villages.geometry.covers(shapely.Point(lon, lat))]
+        return str(hit["code"].iloc[0]) if len(hit) else None
+
+    def locate(self, lon: float, lat: float) -> tuple[str | None, str | None, str | None]:
+        """(zone_id, village_code, town) of the village covering a WGS-84 point, or Nones."""
+        if self._villages is None or not (np.isfinite(lon) and np.isfinite(lat)):
+            return None, None, None
+        hits = np.flatnonzero(shapely.intersects_xy(self._vgeoms, lon, lat))
+        if not len(hits):
+            return None, None, None
+        v = self._villages.iloc[int(hits[0])]
+        return _none_if_blank(v.get("zone_id")), _none_if_blank(v.get("code")), _none_if_blank(v.get("town"))
+
+    # ---------------------------------------------------------------- search
+    def search(self, text, limit: int = 5) -> list[Candidate]:
+        """Ranked candidates for free text; [] when nothing is recognised.
+
+        Exact alias substrings score kind weight × alias quality (a village by
+        name: 1.0; a town: 0.6). A name found only inside a longer name of another
+        place does not count (樟木头 inside 樟木头生活区). Typos are matched
+        with rapidfuzz (optimal string alignment distance ≤ 1, ≤ 2 for names of 6+
+        characters) on parts of the text not already explained by an exact match;
+        one typo in a name with two distinctive characters (铁刚村) scores
+        0.725, i.e. found but flagged for review by default. When the text names
+        a town, places in it gain 0.05 (企石镇铁刚村: 0.775) and places in the
+        other town are multiplied by 0.7.
+        """
+        if limit <= 0:
+            return []
+        norm = normalize_text(text)[:_MAX_EXACT_CHARS]
+        if not norm:
+            return []
+        best: dict[int, tuple[float, str]] = {}
+
+        # ---- exact substrings
+        occ: list[tuple[int, int, int, float, str]] = []
+        for alias, refs in self._index.items():
+            start = norm.find(alias)
+            while start != -1:
+                for ei, q in refs:
+                    occ.append((start, start + len(alias), ei, q, alias))
+                start = norm.find(alias, start + 1)
+        # drop a match lying inside a longer match of another place
+        occ.sort(key=lambda o: (o[0], -(o[1] - o[0])))
+        kept = []
+        for o in occ:
+            if not any(p[2] != o[2] and p[0] <= o[0] and p[1] >= o[1] and p[1] - p[0] > o[1] - o[0] for p in occ):
+                kept.append(o)
+        for s, e, ei, q, alias in kept:
+            score = _KIND_WEIGHT[self.entries[ei].kind] * q
+            if ei not in best or score > best[ei][0]:
+                best[ei] = (score, alias)
+
+        # ---- typos
+        ftext = norm[:_MAX_FUZZY_CHARS]
+        fchars = set(ftext)
+        cache: dict[int, np.ndarray] = {}
+        for alias, ei, q in self._fuzzy:
+            L = len(alias)
+            if L < 3:
+                continue
+            dmax = 1 if L <= 5 else 2
+            if len(set(alias) & fchars) < len(set(alias)) - dmax:
+                continue  # cannot be within dmax edits of any window
+            nums = _numbers(alias)
+            covered = self._covered(kept, len(ftext), L - dmax, cache)
+            for w in range(max(1, L - dmax), L + dmax + 1):
+                for s in range(0, len(ftext) - w + 1):
+                    if covered[s:s + w].sum() * 2 >= w:
+                        continue  # mostly explained by an exact match of a name as long as this one
+                    win = ftext[s:s + w]
+                    d = OSA.distance(win, alias, score_cutoff=dmax)
+                    if d == 0 or d > dmax or _numbers(win) != nums:
+                        continue
+                    score = _KIND_WEIGHT[self.entries[ei].kind] * q * max(0.0, 0.95 - 0.45 * d / _distinctive_len(alias))
+                    if ei not in best or score > best[ei][0]:
+                        best[ei] = (score, win)
+
+        # ---- town consistency: the town named in the text corroborates or contradicts
+        named_towns = {self.entries[ei].town for _, _, ei, _, _ in kept if self.entries[ei].kind == "town"}
+        out = []
+        for ei, (score, matched) in best.items():
+            e = self.entries[ei]
+            if named_towns and e.kind != "town":
+                score = score + _TOWN_AGREES if e.town in named_towns else score * _TOWN_CONFLICT
+            out.append(Candidate(kind=e.kind, name=e.name, matched=matched, lon=float(e.lon), lat=float(e.lat),
+                                 zone_id=e.zone_id, village_code=e.village_code, town=e.town,
+                                 score=round(min(1.0, max(0.0, score)), 4)))
+        out.sort(key=lambda c: (-c.score, -_SPECIFICITY[c.kind], c.name))
+        return out[:limit]
+
+    @staticmethod
+    def _covered(kept, n: int, min_len: int, cache: dict) -> np.ndarray:
+        """Positions inside exact matches at least min_len long.
+
+        Such a match blocks typo matching on the same characters (上截村 must not
+        also suggest 下截村), but a shorter one does not: 樟木头 inside
+        樟木头公厕1 must not stop the typo match to 樟木头公厕01.
+        """
+        if min_len not in cache:
+            m = np.zeros(n + 1, dtype=bool)
+            for s, e, *_ in kept:
+                if e - s >= min_len:
+                    m[s:e] = True
+            cache[min_len] = m
+        return cache[min_len]
+
+    def facility_id_of(self, cand: Candidate) -> str | None:
+        """facility_id for a facility candidate (by name and position)."""
+        for e in self.entries:
+            if e.kind == "facility" and e.name == cand.name and e.lon == cand.lon and e.lat == cand.lat:
+                return e.facility_id
+        return None
+
+
+# ============================================================================ address → result
+
+
+def _conflicts(a: Candidate, b: Candidate) -> bool:
+    """Whether b points somewhere else than a (a zone-less place conflicts only across towns)."""
+    if a.zone_id and b.zone_id:
+        return a.zone_id != b.zone_id
+    return a.town != b.town
+
+
+def _decide(cands: list[Candidate], min_confidence: float, min_margin: float, gazetteer: Gazetteer) -> GeocodeResult:
+    if not cands:
+        return GeocodeResult("gazetteer", None, None, 0.0, True, [], note="no known place name in the text")
+    b = cands[0]
+    reasons = []
+    if b.kind == "town":
+        reasons.append("only the town is known")
+    elif b.zone_id is None:
+        reasons.append(f"only {b.name} is known, which spans several zones; no village named")
+    elif b.score < min_confidence:
+        reasons.append(f"low confidence: {b.score:.2f} < {min_confidence:g}")
+    rivals = [c for c in cands[1:] if round(b.score - c.score, 6) < min_margin and _conflicts(b, c)]
+    if rivals:
+        reasons.append(f"ambiguous: {len(rivals) + 1} candidates within {min_margin:g}")
+    return GeocodeResult(
+        method="gazetteer", lon=b.lon, lat=b.lat, confidence=b.score, needs_review=bool(reasons),
+        candidates=cands, zone_id=b.zone_id,
+        facility_id=gazetteer.facility_id_of(b) if b.kind == "facility" else None,
+        note="; ".join(reasons) if reasons else f"{b.kind} {b.name} matched {b.matched!r}",
+    )
+
+
+def geocode_address(text, gazetteer: Gazetteer, min_confidence: float = 0.75, min_margin: float = 0.1,
+                    provider: "GeocodingProvider | None" = None) -> GeocodeResult:
+    """Geocode free text with the offline gazetteer, then (optionally) an online provider.
+
+    needs_review is True when the best score < min_confidence, when a candidate
+    in another zone scores within min_margin of the best, when only a town or a
+    multi-zone road is known, or when nothing matches (then lon/lat are None).
+    Never raises on odd text. The provider is asked only when the offline answer
+    needs review; its best candidate is used if it scores >= min_confidence and
+    falls inside a known zone (and in the town the text names, if any).
+    """
+    cands = gazetteer.search(text, limit=10)
+    result = _decide(cands, min_confidence, min_margin, gazetteer)
+    result.candidates = result.candidates[:5]
+    if not result.needs_review or provider is None or not normalize_text(text):
+        return result
+    return _with_provider(str(text).strip(), result, gazetteer, provider, min_confidence)
+
+
+def _with_provider(text: str, offline: GeocodeResult, gazetteer: Gazetteer, provider, min_confidence: float):
+    pname = getattr(provider, "name", type(provider).__name__)
+    try:
+        pcands = list(provider.geocode(text))
+    except Exception as exc:  # any provider failure falls back to the offline answer
+        msg = str(exc) if isinstance(exc, ProviderError) else f"{type(exc).__name__}"
+        offline.note = f"{offline.note}; provider {pname} failed: {msg}"
+        return offline
+    placed = []
+    for c in pcands:
+        zone, code, town = gazetteer.locate(c.lon, c.lat)
+        placed.append(replace(c, zone_id=zone, village_code=code, town=town or c.town))
+    placed.sort(key=lambda c: -c.score)
+    if not placed:
+        offline.note = f"{offline.note}; provider {pname} found nothing"
+        return offline
+    p = placed[0]
+    named_towns = {c.town for c in offline.candidates if c.kind == "town"}
+    why_not = None
+    if p.score < min_confidence:
+        why_not = f"best score {p.score:.2f} < {min_confidence:g}"
+    elif p.zone_id is None:
+        why_not = "its point is outside every zone"
+    elif named_towns and p.town not in named_towns:
+        why_not = f"its point is in {p.town}, not in {'/'.join(sorted(t for t in named_towns if t))}"
+    if why_not:
+        offline.note = f"{offline.note}; provider {pname} not used: {why_not}"
+        offline.candidates = offline.candidates + placed[:3]
+        return offline
+    return GeocodeResult(
+        method=f"provider:{pname}", lon=p.lon, lat=p.lat, confidence=p.score, needs_review=False,
+        candidates=placed[:3] + offline.candidates, zone_id=p.zone_id,
+        note=f"offline: {offline.note}; used {pname} result {p.name!r} ({p.kind})",
+    )
+
+
+# ============================================================================ service codes
+
+
+class UnknownServiceCode(ValueError):
+    """No facility has this service code."""
+
+    def __init__(self, code, example: str):
+        super().__init__(f"unknown service code {code!r}; a valid code looks like {example!r} "
+                         "(printed on the facility's sign or encoded in its QR code)")
+        self.code = code
+        self.example = example
+
+
+def _code_key(s) -> str:
+    return re.sub(r"[^0-9A-Z]", "", unicodedata.normalize("NFKC", str(s)).upper())
+
+
+def _code_parts(raw: str) -> list[str]:
+    """The strings in `raw` that may be the code: itself, or for a URL its query values and last path segment."""
+    s = unicodedata.normalize("NFKC", raw).strip()
+    if not re.match(r"^[a-z][a-z0-9+.-]*://", s, re.I):
+        return [s]
+    u = urlsplit(s)
+    q = parse_qsl(u.query, keep_blank_values=False)
+    preferred = [v for k, v in q if k.lower() in ("code", "service_code", "servicecode", "sc", "c", "id")]
+    parts = preferred + [v for _, v in q] + [unquote(seg) for seg in reversed(u.path.split("/")) if seg][:1]
+    if u.fragment:
+        parts.append(unquote(u.fragment))
+    return parts
+
+
+def resolve_service_code(code, facilities_gdf=None) -> GeocodeResult:
+    """Facility position and zone for a service code (case, spaces and dashes do not matter).
+
+    Also accepts a URL whose query (?code=...) or last path segment is the code.
+    Raises UnknownServiceCode (a ValueError) when no facility has it.
+    """
+    if facilities_gdf is None:
+        from .facilities import load_facilities
+
+        facilities_gdf = load_facilities()
+    gdf = facilities_gdf
+    if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
+        gdf = gdf.to_crs(4326)
+    codes = [str(c) for c in gdf["service_code"]]
+    by_key = {_code_key(c): i for i, c in enumerate(codes)}
+    example = sorted(codes)[0] if codes else "DGCS-441900112-WC001"
+    hit = None
+    if code is not None:
+        for part in _code_parts(str(code)):
+            k = _code_key(part)
+            if k and k in by_key:
+                hit = by_key[k]
+                break
+    if hit is None:
+        raise UnknownServiceCode(code, example)
+    row = gdf.iloc[hit]
+    g = row.geometry
+    p = g if g.geom_type == "Point" else g.representative_point()
+    zone = _none_if_blank(row.get("zone_id"))
+    name = _none_if_blank(row.get("name")) or str(row["facility_id"])
+    cand = Candidate("facility", name, codes[hit], float(p.x), float(p.y), zone,
+                     _none_if_blank(row.get("village_code")), _none_if_blank(row.get("town")), 1.0)
+    return GeocodeResult("service_code", cand.lon, cand.lat, 1.0, False, [cand], zone, str(row["facility_id"]),
+                         note=f"service code {codes[hit]} is facility {row['facility_id']} ({name})")
+
+
+# ============================================================================ coordinates
+
+
+def geocode_coordinates(x, y, crs: str = "wgs84", index=None) -> GeocodeResult:
+    """Coordinates in `crs` (any name gis.crs accepts) → WGS-84.
+
+    Raises CoordinateError (a ValueError) for unusable coordinates and
+    UnknownCRSError for an unknown CRS. With a ZoneIndex, zone_id is filled in.
+    """
+    check_coordinates(x, y, crs, raise_error=True)
+    lon, lat = _crs.to_wgs84(float(x), float(y), crs)
+    lon, lat = float(lon), float(lat)
+    zone = None
+    if index is not None:
+        zone = index.lookup(lon, lat).zone_id
+    return GeocodeResult("coordinates", lon, lat, 1.0, False, [], zone, None,
+                         note=f"coordinates given in {_crs.normalize_crs(crs)}")
+
+
+# ============================================================================ online providers
+
+
+class ProviderError(RuntimeError):
+    """An online geocoder could not answer (network, timeout, HTTP or API error, bad JSON)."""
+
+
+@runtime_checkable
+class GeocodingProvider(Protocol):
+    """An online geocoder. Candidates must be WGS-84; zone fields may be left None."""
+
+    name: str
+
+    def geocode(self, text: str) -> list[Candidate]: ...
+
+
+# Amap "level" → (kind, score). Point-like answers are trusted; areas are not.
+_AMAP_LEVELS = {
+    "门牌号": ("landmark", 0.9), "单元号": ("landmark", 0.9), "兴趣点": ("landmark", 0.9),
+    "楼栋": ("landmark", 0.9), "道路交叉路口": ("road", 0.8), "公交站台、地铁站": ("landmark", 0.8),
+    "道路": ("road", 0.6), "村庄": ("village", 0.5), "乡镇": ("town", 0.5), "热点商圈": ("landmark", 0.5),
+    "开发区": ("town", 0.4), "区县": ("town", 0.3), "市": ("town", 0.2), "省": ("town", 0.1),
+    "国家": ("town", 0.05), "未知": ("landmark", 0.3),
+}
+
+
+def _str_field(v) -> str | None:
+    # Amap returns [] instead of "" for missing fields.
+    return v if isinstance(v, str) and v else None
+
+
+class AmapProvider:
+    """Amap (高德) web-service geocoder, v3 /geocode/geo. Returns WGS-84 candidates.
+
+    Amap answers in GCJ-02; points are converted with gis.crs.gcj02_to_wgs84.
+    The key is sent only as a query parameter and never appears in errors or repr.
+    """
+
+    name = "amap"
+
+    def __init__(self, key: str, base_url: str = "https://restapi.amap.com", city: str = "东莞", timeout: float = 5.0):
+        if not key:
+            raise ValueError("AmapProvider needs an API key")
+        self._key = str(key)
+        self.base_url = base_url.rstrip("/")
+        self.city = city
+        self.timeout = float(timeout)
+
+    def __repr__(self) -> str:
+        return f"AmapProvider(base_url={self.base_url!r}, city={self.city!r}, timeout={self.timeout}, key='***')"
+
+    def _redact(self, s: str) -> str:
+        return s.replace(self._key, "***") if self._key else s
+
+    def _fail(self, msg: str):
+        return ProviderError(self._redact(f"amap: {msg}"))
+
+    def geocode(self, text: str) -> list[Candidate]:
+        """Candidates for `text`, best first; [] when Amap finds nothing.
+
+        Raises ProviderError on network errors, timeouts, HTTP errors, invalid JSON
+        or an Amap error status.
+        """
+        import httpx
+
+        text = (text or "").strip()
+        if not text:
+            return []
+        params = {"address": text, "city": self.city, "key": self._key, "output": "JSON"}
+        try:
+            r = httpx.get(f"{self.base_url}/v3/geocode/geo", params=params, timeout=self.timeout)
+        except httpx.TimeoutException:
+            raise self._fail(f"no answer within {self.timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            # `from None`: httpx errors carry the request URL, which holds the key.
+            raise self._fail(f"request failed ({type(exc).__name__}: {exc})") from None
+        if r.status_code != 200:
+            raise self._fail(f"HTTP {r.status_code}")
+        try:
+            data = r.json()
+        except ValueError:
+            raise self._fail("response is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise self._fail("response is not a JSON object")
+        if str(data.get("status")) != "1":
+            info = data.get("info") or "unknown error"
+            code = data.get("infocode")
+            raise self._fail(f"error {info}" + (f" (infocode {code})" if code else ""))
+        out = []
+        geocodes = data.get("geocodes") or []
+        if not isinstance(geocodes, list):
+            raise self._fail("'geocodes' is not a list")
+        for g in geocodes:
+            if not isinstance(g, dict):
+                continue
+            loc = _str_field(g.get("location"))
+            try:
+                glon, glat = (float(v) for v in loc.split(","))
+            except (AttributeError, ValueError):
+                continue  # no usable location in this entry
+            if not (math.isfinite(glon) and math.isfinite(glat)):
+                continue
+            lon, lat = _crs.gcj02_to_wgs84(glon, glat)
+            level = _str_field(g.get("level")) or "未知"
+            kind, score = _AMAP_LEVELS.get(level, ("landmark", 0.3))
+            out.append(Candidate(kind=kind, name=_str_field(g.get("formatted_address")) or text, matched=text,
+                                 lon=float(lon), lat=float(lat), zone_id=None, village_code=None,
+                                 town=_str_field(g.get("township")), score=score))
+        out.sort(key=lambda c: -c.score)
+        return out

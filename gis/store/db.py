@@ -1,0 +1,113 @@
+"""Engine, migrations and reference data for the report store (PostGIS or embedded SQLite)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import shapely
+from sqlalchemy import create_engine, event, func, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..settings import get_settings
+from .models import Category, Facility, RosterEntry, Village, Zone
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def database_url() -> str:
+    s = get_settings()
+    if s.database_url:
+        return s.database_url
+    path = Path(s.sqlite_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _wkb_x(wkb):
+    return None if wkb is None else shapely.from_wkb(bytes(wkb)).x
+
+
+def _wkb_y(wkb):
+    return None if wkb is None else shapely.from_wkb(bytes(wkb)).y
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = url or database_url()
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+            # Geometry is WKB here; these let the same bbox filters run in SQL.
+            dbapi_conn.create_function("zc_x", 1, _wkb_x, deterministic=True)
+            dbapi_conn.create_function("zc_y", 1, _wkb_y, deterministic=True)
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Apply the Alembic migrations (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def _multi(g):
+    return g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g])
+
+
+def load_reference(session: Session, index, facilities, categories: pd.DataFrame) -> bool:
+    """Copy zones, villages, roster, facilities and categories into empty tables. True if it loaded."""
+    if session.scalar(select(func.count()).select_from(Zone)):
+        return False
+    session.execute(insert(Zone), [
+        {"zone_id": r.zone_id, "name": r.name, "town": r.town, "town_code": r.town_code,
+         "geometry_quality": r.geometry_quality, "geom": _multi(r.geometry)} for r in index.zones.itertuples()])
+    session.execute(insert(Village), [
+        {"code": r.unit_id, "name": r.village_name, "short_name": r.village_short_name, "town": r.town,
+         "town_code": r.town_code, "zone_id": r.zone_id, "geometry_quality": r.geometry_quality,
+         "geom": _multi(r.geometry)} for r in index.units.itertuples()])
+    if index.roster is not None:
+        t = index.roster.table
+        session.execute(insert(RosterEntry), [
+            {"person_id": r.person_id, "role": r.role, "name": r.name, "phone": r.phone, "zone_id": r.zone_id,
+             "effective_from": r.effective_from, "effective_to": None if pd.isna(r.effective_to) else r.effective_to}
+            for r in t.itertuples()])
+    session.execute(insert(Facility), [
+        {"facility_id": r.facility_id, "kind": r.kind, "name": r.name, "service_code": r.service_code,
+         "town": getattr(r, "town", None), "zone_id": r.zone_id, "geom": r.geometry} for r in facilities.itertuples()])
+    session.execute(insert(Category), [
+        {"code": r.code, "major_code": r.major_code, "major_name": r.major_name, "name": r.name}
+        for r in categories.itertuples()])
+    return True
+
+
+class Database:
+    """An engine with its schema migrated and reference data loaded."""
+
+    def __init__(self, url: str | None = None):
+        self.url = url or database_url()
+        self.engine = make_engine(self.url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def init(self, index, facilities, categories) -> "Database":
+        migrate(self.engine)
+        with self.sessions.begin() as s:
+            load_reference(s, index, facilities, categories)
+        return self

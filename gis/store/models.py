@@ -1,0 +1,133 @@
+"""Tables. The schema itself is created by the Alembic migrations in gis/store/migrations."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .types import Geom, UTCDateTime
+
+STATUSES = ("new", "assigned", "in_progress", "resolved", "closed", "rejected", "duplicate")
+OPEN_STATUSES = ("new", "assigned", "in_progress")
+TRANSITIONS = {
+    "new": {"assigned", "rejected", "duplicate"},
+    "assigned": {"in_progress", "rejected", "duplicate"},
+    "in_progress": {"resolved", "assigned"},
+    "resolved": {"closed", "in_progress"},
+    "closed": set(),
+    "rejected": set(),
+    "duplicate": set(),
+}
+SOURCES = ("service_code", "gps", "address", "staff")
+ROLES = ("public", "staff", "admin")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Zone(Base):
+    __tablename__ = "zones"
+    zone_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    town: Mapped[str | None] = mapped_column(String(50))
+    town_code: Mapped[str | None] = mapped_column(String(12))
+    geometry_quality: Mapped[str | None] = mapped_column(String(20))
+    geom = mapped_column(Geom("MULTIPOLYGON"), nullable=False)
+
+
+class Village(Base):
+    __tablename__ = "villages"
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    short_name: Mapped[str | None] = mapped_column(String(100))
+    town: Mapped[str | None] = mapped_column(String(50))
+    town_code: Mapped[str | None] = mapped_column(String(12))
+    zone_id: Mapped[str] = mapped_column(String(32), index=True)
+    geometry_quality: Mapped[str | None] = mapped_column(String(20))
+    geom = mapped_column(Geom("MULTIPOLYGON"), nullable=False)
+
+
+class RosterEntry(Base):
+    __tablename__ = "roster"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(40))
+    zone_id: Mapped[str] = mapped_column(String(32), index=True)
+    effective_from: Mapped[date] = mapped_column(Date)
+    effective_to: Mapped[date | None] = mapped_column(Date)
+
+
+class Facility(Base):
+    __tablename__ = "facilities"
+    facility_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str | None] = mapped_column(String(200))
+    service_code: Mapped[str] = mapped_column(String(64), unique=True)
+    town: Mapped[str | None] = mapped_column(String(50))
+    zone_id: Mapped[str] = mapped_column(String(32))
+    geom = mapped_column(Geom("POINT"), nullable=False)
+
+
+class Category(Base):
+    __tablename__ = "categories"
+    code: Mapped[str] = mapped_column(String(5), primary_key=True)
+    major_code: Mapped[str] = mapped_column(String(2))
+    major_name: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class Report(Base):
+    __tablename__ = "reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(5), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    location_input: Mapped[dict] = mapped_column(JSON)  # as received: coordinates+crs, service code or address
+    geom = mapped_column(Geom("POINT"), nullable=True)  # resolved WGS-84 point
+    geocode_method: Mapped[str] = mapped_column(String(32))
+    geocode_confidence: Mapped[float] = mapped_column(Float)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_note: Mapped[str | None] = mapped_column(Text)
+    zone_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    village_code: Mapped[str | None] = mapped_column(String(32))
+    chief_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reporter_name: Mapped[str | None] = mapped_column(String(100))  # personal data
+    reporter_phone: Mapped[str | None] = mapped_column(String(40))  # personal data
+    photo_url: Mapped[str | None] = mapped_column(String(500))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    history: Mapped[list["ReportEvent"]] = relationship(order_by="ReportEvent.id", lazy="selectin",
+                                                         cascade="all, delete-orphan")
+
+
+class ReportEvent(Base):
+    __tablename__ = "report_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)  # shown in lists, never the secret
+    key_hash: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    chief_id: Mapped[str | None] = mapped_column(String(32))  # a staff key may belong to a chief
+    created_at: Mapped[datetime]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# Geometry columns get GiST indexes on PostGIS only; the migration creates them.
+GIST_INDEXES = {"reports": "ix_reports_geom", "zones": "ix_zones_geom", "villages": "ix_villages_geom",
+                "facilities": "ix_facilities_geom"}
