@@ -66,7 +66,11 @@ class Assignment:
 
 
 def _col(gdf, name):
-    return gdf[name].astype(str).to_numpy() if name in gdf.columns else np.full(len(gdf), None, dtype=object)
+    """Column as an object array of str, with None (not "None" or NaN) where missing."""
+    if name not in gdf.columns:
+        return np.full(len(gdf), None, dtype=object)
+    s = gdf[name]
+    return np.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in s], dtype=object)
 
 
 class ZoneIndex:
@@ -118,8 +122,8 @@ class ZoneIndex:
         s = get_settings()
         if path is None:
             path = s.boundaries or (s.data_dir / "villages.geojson")
-            if roster is None and (s.data_dir / "roster.csv").exists():
-                roster = s.data_dir / "roster.csv"
+        if roster is None and (s.data_dir / "roster.csv").exists():
+            roster = s.data_dir / "roster.csv"  # matched by zone_id; zones it does not name have no chief
         if not Path(path).exists():
             raise BoundaryError(f"{path}: no such file (set ZONECHIEF_DATA_DIR or ZONECHIEF_BOUNDARIES)")
         gdf, report = load_and_validate(path, id_field=id_field, tolerance_m2=s.overlap_tolerance_m2, layer=layer, crs=crs)
@@ -351,7 +355,8 @@ def normalize_units(gdf: gpd.GeoDataFrame, id_field: str | None = None, zone_fie
                       "town_code": ("town_code",), "zone_name": ("zone_name",),
                       "geometry_quality": ("geometry_quality",)}.items():
         src = next((s for s in srcs if s in gdf.columns), None)
-        out[dst] = gdf[src].astype(str).to_numpy() if src else None
-    if zone_field not in gdf.columns and "name" in gdf.columns and "zone_name" not in gdf.columns:
+        out[dst] = gdf[src].where(gdf[src].notna(), None).astype(object).to_numpy() if src else None
+    each_own_zone = zone_field not in gdf.columns or zone_field == col
+    if each_own_zone and "name" in gdf.columns and "zone_name" not in gdf.columns:
         out["zone_name"] = gdf["name"].astype(str).to_numpy()
     return out
