@@ -15,9 +15,9 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e ".[test]"
 
-# Run the API on the embedded default data (no server to set up).
+# Run the API on the embedded default (SQLite file var/zonechief.sqlite, demo reports; no server to set up).
 run: install
-	$(BIN)/zonechief serve
+	$(BIN)/zonechief serve --demo
 
 # Install everything, start PostgreSQL/PostGIS where possible, run the whole suite.
 test: install-test

@@ -195,7 +195,7 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
             continue
         rows.append({
             "created_at": created, "updated_at": hist[-1]["at"], "source": d.source, "category": d.category,
-            "description": d.description, "location_input": d.location.model_dump(exclude_none=True),
+            "description": d.description, "location_input": d.location.as_received(),
             "geom": shapely.Point(lon, lat) if lon is not None else None, "geocode_method": method,
             "geocode_confidence": float(conf), "needs_review": bool(review), "review_note": note, "zone_id": zone,
             "village_code": village, "chief_id": chief, "status": hist[-1]["status"],

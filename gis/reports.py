@@ -57,6 +57,13 @@ class Location(BaseModel):
             raise ValueError("coordinates need both lon and lat")
         return self
 
+    def as_received(self) -> dict:
+        """What the client sent, for the record: the CRS only goes with coordinates."""
+        d = self.model_dump(exclude_none=True)
+        if self.lon is None:
+            d.pop("crs", None)
+        return d
+
 
 class Reporter(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -194,7 +201,7 @@ class Reports:
         chief = self._chief(loc.zone_id, created)
         status = "assigned" if loc.zone_id else "new"
         r = Report(created_at=created, updated_at=now, source=data.source, category=data.category,
-                   description=data.description, location_input=data.location.model_dump(exclude_none=True),
+                   description=data.description, location_input=data.location.as_received(),
                    geom=shapely.Point(loc.lon, loc.lat) if loc.lon is not None else None,
                    geocode_method=loc.method, geocode_confidence=loc.confidence, needs_review=loc.needs_review,
                    review_note=loc.note, zone_id=loc.zone_id, village_code=loc.village_code, chief_id=chief,
