@@ -6,8 +6,11 @@ import math
 from datetime import datetime
 from typing import Annotated
 
+import pydantic_core
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
 
 import zonechief
 from gis import crs as gcrs
@@ -15,13 +18,19 @@ from gis.lookup import Assignment, ZoneIndex
 from gis.points import coordinate_problem
 from gis.settings import Settings, get_settings
 
-from . import problems
+from . import middleware, problems
+from .admin import router as admin_router
 from .problems import Problem
+from .maps import index_page
+from .maps import router as maps_router
+from .ogc import router as ogc_router
+from .open311 import router as open311_router
 from .reports import router as reports_router
 from .schemas import LOOKUP_BODY_SCHEMA, LookupResult
 from .services import Services
 
 GEOJSON = "application/geo+json"
+GEOJSON_200 = {200: {"description": "GeoJSON", "content": {GEOJSON: {}}}}
 DESCRIPTION = """
 Answers **"who is responsible here?"** for a coordinate in Dongguan's zone-chief
 system (城管片长制): the zone, village/community, town, the zone chief (片长) and
@@ -73,6 +82,32 @@ def _at_param(value: str | None) -> datetime | None:
         raise Problem(400, f"at={value!r} is not an ISO 8601 date or time (e.g. 2025-07-01 or 2025-07-01T09:30:00+08:00)")
 
 
+class LookupQuery(BaseModel):
+    """The query parameters of GET /v1/lookup."""
+
+    lon: float = Field(description="Longitude (or x for projected CRSs)", examples=[114.05])
+    lat: float = Field(description="Latitude (or y)", examples=[23.06])
+    crs: str = Field("wgs84", description="CRS of lon/lat: wgs84, gcj02, bd09, cgcs2000, EPSG:nnnn")
+    out_crs: str = Field("wgs84", description="CRS of the returned point")
+    at: str | None = Field(None, description="Roster date/time (ISO 8601); default now")
+
+
+def _query_parameters(model) -> list[dict]:
+    """OpenAPI query parameters for a model's fields, as FastAPI writes them for Query() parameters."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    return [{"name": n, "in": "query", "required": n in required, "schema": f, "description": f["description"]}
+            for n, f in schema["properties"].items()]
+
+
+def _lookup_query(request: Request) -> LookupQuery:
+    """The same validation, errors included, as declaring each field with Query(): one pydantic call."""
+    try:
+        return LookupQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)])
+
+
 def geojson_response(gdf, drop=()) -> Response:
     return Response(gdf.drop(columns=list(drop), errors="ignore").to_json(ensure_ascii=False, drop_id=True),
                     media_type=GEOJSON)
@@ -83,11 +118,19 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
     """The app. The report store is opened (and migrated) on first use, or at startup by `serve`."""
     settings = settings or get_settings()
     services = Services(settings, index, database_url)
+    # /docs is served from local files by middleware.install_docs (no CDN; works under the CSP).
     app = FastAPI(title="zonechief", version=zonechief.__version__, description=DESCRIPTION,
-                  docs_url="/docs", openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     problems.install(app)
+    middleware.install(app, settings)
+    middleware.install_docs(app)
     app.state.services = services
     app.include_router(reports_router)
+    app.include_router(admin_router)
+    app.include_router(open311_router)
+    app.include_router(ogc_router)
+    app.include_router(maps_router)
+    app.add_api_route("/", index_page, include_in_schema=False)  # HTML index linking the maps and /docs
 
     def idx() -> ZoneIndex:
         return services.index
@@ -95,32 +138,47 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
     def facilities():
         return services.facilities
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness and data status")
+    @app.get("/healthz", tags=["ops"], summary="Liveness and the status of each dependency",
+             description="`checks` has one entry per dependency (zones_index, database) with its status. "
+                         "503 with Retry-After when any is down.",
+             responses={503: {"description": "A dependency is down", "content": {"application/json": {}}}})
     def healthz():
-        i = idx()
-        return {"status": "ok", "version": zonechief.__version__, "zones": len(i.zones), "villages": len(i.units),
-                "roster": i.roster is not None}
+        checks = services.health()
+        ok = all(c["status"] == "ok" for c in checks.values())
+        zi = checks["zones_index"]
+        body = {"status": "ok" if ok else "unavailable", "version": zonechief.__version__, "zones": zi.get("zones"),
+                "villages": zi.get("villages"), "roster": zi.get("roster"), "checks": checks}
+        if ok:
+            return body
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(problems.DB_RETRY_AFTER_S)})
 
     @app.get("/v1/lookup", response_model=LookupResult, tags=["lookup"],
-             summary="Who is responsible for this point?")
-    def lookup(lon: Annotated[float, Query(description="Longitude (or x for projected CRSs)", examples=[114.05])],
-               lat: Annotated[float, Query(description="Latitude (or y)", examples=[23.06])],
-               crs: Annotated[str, Query(description="CRS of lon/lat: wgs84, gcj02, bd09, cgcs2000, EPSG:nnnn")] = "wgs84",
-               out_crs: Annotated[str, Query(description="CRS of the returned point")] = "wgs84",
-               at: Annotated[str | None, Query(description="Roster date/time (ISO 8601); default now")] = None):
-        c, oc, when = _crs_param(crs), _crs_param(out_crs), _at_param(at)
-        a = idx().lookup(lon, lat, crs=c, at=when)
-        return {"query": {"lon": lon, "lat": lat, "crs": c}, **assignment_json(a, oc)}
+             summary="Who is responsible for this point?",
+             openapi_extra={"parameters": _query_parameters(LookupQuery)}, responses={422: {"description": "Invalid request"}})
+    # The lookup is a few us of CPU and no I/O, so: async (a thread-pool hop costs ~60 us), parameters
+    # read in one pydantic call (FastAPI's per-parameter handling costs ~35 us), and the JSON written
+    # directly (the same bytes as response_model's validate + dump, in a third of the time). BENCHMARKS.md
+    async def lookup(request: Request):
+        q = _lookup_query(request)
+        c, oc, when = _crs_param(q.crs), _crs_param(q.out_crs), _at_param(q.at)
+        a = idx().lookup(q.lon, q.lat, crs=c, at=when)
+        body = {"query": {"lon": q.lon, "lat": q.lat, "crs": c}, **assignment_json(a, oc)}
+        return Response(pydantic_core.to_json(body), media_type="application/json")
+
+    # Matched first: requests walk the routes in order, and passing the included routers costs ~80 us.
+    app.router.routes.sort(key=lambda r: getattr(r, "endpoint", None) is not lookup)  # stable: only it moves
 
     @app.post("/v1/lookup", tags=["lookup"], summary="Batch lookup",
               description=f"Body: a JSON list of points `[{{\"lon\":..,\"lat\":..,\"id\":..}}]`, an object "
                           f"`{{\"crs\":\"gcj02\",\"points\":[...]}}`, or a GeoJSON FeatureCollection of Points "
                           f"(answered as a FeatureCollection). At most {settings.max_batch} points.",
-              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": LOOKUP_BODY_SCHEMA}}}})
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": LOOKUP_BODY_SCHEMA}}}},
+              responses={200: {"description": "Results; a FeatureCollection in, a FeatureCollection out",
+                               "content": {"application/json": {}, GEOJSON: {}}}})
     async def lookup_batch(request: Request,
                            crs: Annotated[str, Query(description="CRS of the points (a body 'crs' wins)")] = "wgs84",
                            out_crs: str = "wgs84", at: str | None = None):
-        max_bytes = settings.max_batch * 400 + 65536
+        max_bytes = middleware.batch_body_limit(settings)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise Problem(413, f"request body of {declared} bytes exceeds the limit of {max_bytes}; send at most {settings.max_batch} points per request")
@@ -131,6 +189,8 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
             body = json.loads(raw)
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and the int-digits limit
             raise Problem(400, f"the request body is not valid JSON: {exc}")
+        except RecursionError:  # [[[[...]]]] thousands deep
+            raise Problem(400, "the request body is nested too deeply to be a batch of points")
         ids, xs, ys, props, crs_name, as_fc = parse_batch(body, crs)
         if len(xs) > settings.max_batch:
             raise Problem(413, f"batch of {len(xs)} points exceeds the maximum of {settings.max_batch}; split it into smaller requests")
@@ -155,11 +215,13 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
         return {"crs": c, "out_crs": oc, "count": len(results),
                 "results": [{"id": i, **r} for i, r in zip(ids, results)]}
 
-    @app.get("/v1/zones", tags=["geography"], summary="All zones as GeoJSON, with the chief in force")
+    @app.get("/v1/zones", tags=["geography"], summary="All zones as GeoJSON, with the chief in force",
+             responses=GEOJSON_200)
     def zones(town: str | None = None):
         return geojson_response(zones_frame(idx(), town))
 
-    @app.get("/v1/zones/{zone_id}", tags=["geography"], summary="One zone as a GeoJSON Feature")
+    @app.get("/v1/zones/{zone_id}", tags=["geography"], summary="One zone as a GeoJSON Feature",
+             responses=GEOJSON_200)
     def zone(zone_id: str):
         z = zones_frame(idx(), None)
         z = z[z.zone_id == zone_id]
@@ -168,7 +230,8 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
         fc = json.loads(z.to_json(ensure_ascii=False, drop_id=True))
         return JSONResponse(fc["features"][0], media_type=GEOJSON)
 
-    @app.get("/v1/villages", tags=["geography"], summary="Village-level units as GeoJSON")
+    @app.get("/v1/villages", tags=["geography"], summary="Village-level units as GeoJSON",
+             responses=GEOJSON_200)
     def villages(town: str | None = None):
         u = idx().units
         if town:
@@ -190,13 +253,15 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
         return [{"code": r.code, "name": r.name, "major_code": r.major_code, "major_name": r.major_name}
                 for r in c.itertuples()]
 
-    @app.get("/v1/facilities", tags=["geography"], summary="Facilities with city service codes (城市服务码)")
+    @app.get("/v1/facilities", tags=["geography"], summary="Facilities with city service codes (城市服务码)",
+             responses=GEOJSON_200)
     def facility_list(kind: str | None = None):
         f = facilities()
         if kind:
             f = f[f.kind == kind]
         return geojson_response(f)
 
+    problems.document_problems(app)
     return app
 
 

@@ -54,6 +54,8 @@ def get_caller(request: Request) -> Caller:
 def require(role: str):
     def dep(request: Request) -> Caller:
         caller = get_caller(request)
+        if caller.key_prefix is None and not caller.at_least(role):  # no credentials at all: ask for them
+            raise Problem(401, f"this needs a {role} API key: send it in the X-API-Key header", title="Unauthorized")
         if not caller.at_least(role):
             raise Problem(403, f"this needs a {role} API key; yours has the {caller.role} role", title="Forbidden")
         return caller

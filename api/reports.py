@@ -5,18 +5,20 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gis.reports import ReportIn, parse_bbox, report_to_dict
 from gis.store.models import STATUSES
 
 from .auth import Caller, get_caller, require
+from .middleware import limit_public_submissions
 from .problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
 
 class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a mistake to report, not to ignore
     status: Literal["new", "assigned", "in_progress", "resolved", "closed", "rejected", "duplicate"]
     note: str | None = Field(None, max_length=2000)
 
@@ -26,6 +28,7 @@ def _svc(request: Request):
 
 
 @router.post("/reports", status_code=201, summary="File a report",
+             dependencies=[Depends(limit_public_submissions)],  # per-IP limit for anonymous/public callers
              description="Located by coordinates (with their CRS), a city service code, or an address; assigned to "
                          "the zone and chief in force. The same `idempotency_key` (or `Idempotency-Key` header) twice "
                          "creates one report: the repeat answers 200 with the first report.")

@@ -14,27 +14,85 @@ class Services:
     def __init__(self, settings: Settings, index: ZoneIndex | None = None, database_url: str | None = None):
         self.settings = settings
         self._index = index
+        self._facilities = None
+        self._db = None
         self._database_url = database_url or settings.database_url
-        self._lock = threading.Lock()
+        # Re-entrant: opening the store reads the index under the same lock.
+        self._lock = threading.RLock()
+        self.reference_lock = threading.Lock()  # one reference-data import at a time in this process
 
-    @cached_property
+    @property
     def index(self) -> ZoneIndex:
-        return self._index or ZoneIndex.load()
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = ZoneIndex.load()
+        return self._index
 
-    @cached_property
+    @property
     def facilities(self):
-        return load_facilities()
+        if self._facilities is None:
+            with self._lock:
+                if self._facilities is None:
+                    self._facilities = load_facilities()
+        return self._facilities
 
     @cached_property
     def categories(self):
         return load_categories()
 
-    @cached_property
+    @property
     def db(self):
+        """The store, migrated. Not cached when opening fails (database down): the next request tries again."""
+        if self._db is not None:
+            return self._db
+        from gis.reference import load_from_db
         from gis.store.db import Database
 
         with self._lock:
-            return Database(self._database_url).init(self.index, self.facilities, self.categories)
+            if self._db is None:
+                db = Database(self._database_url)
+                try:
+                    db.init(self.index, self.facilities, self.categories)
+                    # Reference data imported earlier (gis.reference) is what is in force, not the shipped files.
+                    stored = load_from_db(db, self.index.snap_tolerance_m)
+                except BaseException:
+                    db.engine.dispose()
+                    raise
+                if stored is not None:
+                    self.swap_reference(*stored)
+                self._db = db
+        return self._db
+
+    def swap_reference(self, index: ZoneIndex | None = None, facilities=None) -> None:
+        """Put new reference data in force (call only after it is committed to the store)."""
+        with self._lock:
+            if index is not None:
+                self._index = index
+            if facilities is not None:
+                self._facilities = facilities
+            r = self.__dict__.get("reports")
+            if r is not None:
+                r.index, r.facilities = self.index, self.facilities
+
+    def health(self) -> dict:
+        """Each dependency with its status; never raises."""
+        checks = {}
+        try:
+            i = self.index
+            checks["zones_index"] = {"status": "ok", "zones": len(i.zones), "villages": len(i.units),
+                                     "roster": i.roster is not None}
+        except Exception as exc:  # a broken boundary file must show here, not as a 500
+            checks["zones_index"] = {"status": "down", "error": type(exc).__name__}
+        try:
+            db = self.db
+            with db.engine.connect() as c:
+                c.exec_driver_sql("SELECT 1")
+            checks["database"] = {"status": "ok", "dialect": db.dialect}
+        except Exception as exc:
+            # The class only: driver messages name hosts and ports.
+            checks["database"] = {"status": "down", "error": type(exc).__name__}
+        return checks
 
     @cached_property
     def reports(self):

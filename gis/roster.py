@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -55,6 +56,8 @@ class Roster:
         t = t.fillna({"phone": ""}).astype({"person_id": str, "zone_id": str, "name": str, "phone": str})
         self.table = t.reset_index(drop=True)
         self._check_one_chief()
+        # Per date: filtering the table with pandas costs ~1 ms, far more than a lookup.
+        self._by_zone = lru_cache(maxsize=512)(self._by_zone_uncached)
 
     @classmethod
     def read_csv(cls, path: str | Path) -> "Roster":
@@ -64,7 +67,9 @@ class Roster:
         """Two chiefs in force for the same zone at the same time is a data error."""
         chiefs = self.table[self.table.role == "chief"]
         for zone, rows in chiefs.groupby("zone_id"):
-            spans = sorted((r.effective_from, r.effective_to or date.max, r.person_id) for r in rows.itertuples())
+            # An open end is NaT, which is truthy: test it explicitly.
+            spans = sorted((r.effective_from, date.max if pd.isna(r.effective_to) else r.effective_to, r.person_id)
+                           for r in rows.itertuples())
             for (a0, a1, pa), (b0, b1, pb) in zip(spans, spans[1:]):
                 if b0 < a1:
                     raise RosterError(f"zone {zone} has two chiefs at once ({pa} and {pb} from {b0})")
@@ -76,15 +81,23 @@ class Roster:
         return t[mask]
 
     def chiefs_by_zone(self, at=None) -> dict[str, Person]:
-        t = self.in_force(at)
-        return {r.zone_id: Person(r.person_id, r.name, r.phone, "chief") for r in t[t.role == "chief"].itertuples()}
+        return dict(self._by_zone(_as_date(at))[0])  # a copy: callers may change it, the cache must not
 
     def inspectors_by_zone(self, at=None) -> dict[str, list[Person]]:
-        t = self.in_force(at)
-        out: dict[str, list[Person]] = {}
+        return {z: list(ps) for z, ps in self._by_zone(_as_date(at))[1].items()}
+
+    def staff(self, zone_id: str, at=None) -> tuple[Person | None, list[Person]]:
+        """The chief (or None) and the inspectors in force for one zone."""
+        chiefs, insp = self._by_zone(_as_date(at))
+        return chiefs.get(zone_id), list(insp.get(zone_id, ()))
+
+    def _by_zone_uncached(self, d: date) -> tuple[dict[str, Person], dict[str, tuple[Person, ...]]]:
+        t = self.in_force(d)
+        chiefs = {r.zone_id: Person(r.person_id, r.name, r.phone, "chief") for r in t[t.role == "chief"].itertuples()}
+        insp: dict[str, list[Person]] = {}
         for r in t[t.role == "inspector"].sort_values("person_id").itertuples():
-            out.setdefault(r.zone_id, []).append(Person(r.person_id, r.name, r.phone, "inspector"))
-        return out
+            insp.setdefault(r.zone_id, []).append(Person(r.person_id, r.name, r.phone, "inspector"))
+        return chiefs, {z: tuple(ps) for z, ps in insp.items()}
 
     def people(self, role: str | None = None, at=None) -> pd.DataFrame:
         """One row per person in force, with the zones they cover (';'-joined)."""

@@ -16,4 +16,12 @@ if command -v pg_lsclusters >/dev/null 2>&1; then
   fi
 fi
 
+# Debian's Chromium for the map tests (tests/test_maps_browser.py): Playwright drives it and downloads no
+# browser of its own. The CJK font only makes the Chinese labels legible in the screenshots.
+if ! dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1; then
+  echo "installing chromium and fonts-wqy-microhei..." >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+fi
+
 exec $BIN/python -m pytest "$@"

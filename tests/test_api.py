@@ -410,7 +410,9 @@ def test_facilities(client):
 def test_healthz(client):
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "version": r.json()["version"], "zones": 29, "villages": 31, "roster": True}
+    assert r.json() == {"status": "ok", "version": r.json()["version"], "zones": 29, "villages": 31, "roster": True,
+                        "checks": {"zones_index": {"status": "ok", "zones": 29, "villages": 31, "roster": True},
+                                   "database": {"status": "ok", "dialect": "sqlite"}}}
     assert r.json()["version"]
 
 

@@ -127,18 +127,28 @@ def lookup(lon, lat, crs, at, as_json):
 
 
 @main.command()
-@click.argument("src", type=click.Path(exists=True, dir_okay=False))
-@click.argument("dst", type=click.Path(dir_okay=False))
+@click.argument("src", type=click.Path(exists=True))
+@click.argument("dst", type=click.Path())
 @click.option("--crs", default=None, help="CRS of the input coordinates (CSV default wgs84; spatial files: their own CRS)")
 @click.option("--lon", "lon_col", default=None, help="Longitude column of a CSV (default: lon/lng/longitude/x)")
 @click.option("--lat", "lat_col", default=None, help="Latitude column of a CSV (default: lat/latitude/y)")
 @click.option("--at", default=None, help="Roster date (ISO 8601); default now")
 @click.option("--chunk-size", default=100_000, show_default=True, type=int)
-def assign(src, dst, crs, lon_col, lat_col, at, chunk_size):
+@click.option("--engine", type=click.Choice(["memory", "dask"]), default="memory", show_default=True,
+              help="dask: GeoParquet file or directory in, directory of GeoParquet parts out, partition by partition")
+@click.option("--partitions", default=None, type=int, help="With --engine dask: repartition into this many parts")
+def assign(src, dst, crs, lon_col, lat_col, at, chunk_size, engine, partitions):
     """Assign every point of SRC (CSV, GeoJSON, GPKG, GeoParquet) to a zone and chief; write DST.
 
     Rows that cannot be assigned are kept, with status "invalid" or "outside".
+    With --engine dask, SRC is a GeoParquet file or a directory of them and DST a new directory.
     """
+    from pathlib import Path
+
+    if engine == "dask":
+        return _assign_dask(src, dst, crs, at, partitions)
+    if Path(src).is_dir():
+        _fail(f"{src} is a directory: use --engine dask for a directory of GeoParquet files")
     from tqdm import tqdm
 
     from gis.crs import UnknownCRSError, normalize_crs
@@ -169,6 +179,23 @@ def assign(src, dst, crs, lon_col, lat_col, at, chunk_size):
     click.echo(f"{len(res)} rows → {dst}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), err=True)
 
 
+def _assign_dask(src, dst, crs, at, partitions):
+    from pathlib import Path
+
+    from gis.crs import UnknownCRSError
+    from gis.dask_assign import assign_parquet
+
+    p = Path(src)
+    if p.is_file() and p.suffix.lower() not in (".parquet", ".geoparquet"):
+        _fail(f"{src}: --engine dask reads GeoParquet (a .parquet file or a directory of them)")
+    try:
+        res = assign_parquet(src, dst, crs=crs, npartitions=partitions, at=_at(at))
+    except (ValueError, FileNotFoundError, FileExistsError, UnknownCRSError) as exc:
+        _fail(str(exc))
+    click.echo(f"{res.rows} rows → {dst} ({res.partitions} parts): "
+               + ", ".join(f"{k} {v}" for k, v in sorted(res.counts.items())), err=True)
+
+
 @main.group()
 def boundaries():
     """Boundary files: validate official layers before use."""
@@ -193,6 +220,94 @@ def validate(path, id_field, crs, layer, tolerance_m2):
     click.echo(str(report))
     if not report.ok:
         sys.exit(1)
+
+
+def _actor(actor: str | None) -> str:
+    import getpass
+
+    return actor or f"cli:{getpass.getuser()}"
+
+
+def _import_reference(actor, dry_run, **files):
+    """Validate and replace reference data in the store, in one transaction with an audit entry."""
+    from api.services import Services
+    from gis.reference import ImportRejected, import_reference
+    from gis.settings import get_settings
+
+    services = Services(get_settings())
+    try:
+        out = import_reference(services.db, services.index, services.facilities, _actor(actor), dry_run=dry_run, **files)
+    except ImportRejected as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(out.summary, ensure_ascii=False, indent=2, default=str))
+    if dry_run:
+        click.echo("dry run: valid; nothing was changed", err=True)
+    else:
+        click.echo(f"imported {', '.join(out.kinds)} (audit #{', #'.join(map(str, out.audit_ids))}); "
+                   "a running server picks the change up when restarted", err=True)
+
+
+_actor_opt = click.option("--actor", default=None, help="Who makes the change, for the audit log (default cli:<user>)")
+_dry_opt = click.option("--dry-run", is_flag=True, help="Validate and show the changes; change nothing")
+
+
+@boundaries.command("import")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--roster", "roster", default=None, type=click.Path(exists=True, dir_okay=False), help="Replace the roster in the same transaction")
+@click.option("--facilities", "facilities_file", default=None, type=click.Path(exists=True, dir_okay=False), help="Replace the facilities in the same transaction")
+@click.option("--id-field", default=None, help="Feature id column")
+@click.option("--zone-field", default="zone_id", show_default=True, help="Column grouping features into zones")
+@click.option("--crs", default=None, help="CRS when the file has none")
+@click.option("--layer", default=None, help="Layer of a multi-layer file")
+@click.option("--allow-repairs", is_flag=True, help="Accept invalid polygons that can be repaired")
+@_actor_opt
+@_dry_opt
+def boundaries_import(path, roster, facilities_file, id_field, zone_field, crs, layer, allow_repairs, actor, dry_run):
+    """Replace the boundaries in the report store (validated; all or nothing; audited)."""
+    opts = {"id_field": id_field, "zone_field": zone_field, "crs": crs, "layer": layer, "allow_repairs": allow_repairs}
+    _import_reference(actor, dry_run, boundaries=path, roster=roster, facilities_file=facilities_file,
+                      boundary_options=opts)
+
+
+@main.group()
+def roster():
+    """The roster of chiefs and inspectors."""
+
+
+@roster.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@_actor_opt
+@_dry_opt
+def roster_import(path, actor, dry_run):
+    """Replace the roster (CSV) in the report store (validated; all or nothing; audited)."""
+    _import_reference(actor, dry_run, roster=path)
+
+
+@main.group()
+def facilities():
+    """Facilities with city service codes."""
+
+
+@facilities.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@_actor_opt
+@_dry_opt
+def facilities_import(path, actor, dry_run):
+    """Replace the facilities (GeoJSON points) in the report store (validated; all or nothing; audited)."""
+    _import_reference(actor, dry_run, facilities_file=path)
+
+
+@main.command("audit")
+@click.option("--action", default=None, help="Only this action, e.g. roster.import")
+@click.option("--limit", default=20, show_default=True, type=int)
+def audit_cmd(action, limit):
+    """Recent reference-data changes: who, when, what."""
+    from gis import audit
+
+    svc = _reports_service()
+    with svc.db.sessions() as s:
+        for e in audit.entries(s, action, limit):
+            click.echo(json.dumps(audit.to_dict(e), ensure_ascii=False, default=str))
 
 
 @main.group()
@@ -271,6 +386,71 @@ def db_upgrade():
     svc = _reports_service()
     click.echo(f"up to date: {_safe_url(svc.db.url)}")
 
+
+
+@main.command("map")
+@click.argument("kind", type=click.Choice(["zones", "heatmap", "hotspots"]))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="HTML file to write")
+@click.option("--basemap", type=click.Choice(["none", "osm", "tianditu", "amap"]), default="none", show_default=True,
+              help="Tiles under the map; none works with no network (amap shifts overlays to GCJ-02)")
+@click.option("--standalone", is_flag=True,
+              help="Inline every script and stylesheet: one file that opens from disk with no network")
+@click.option("--static-url", default=None,
+              help="Where the page loads its scripts (default: copied next to FILE in zonechief_static/)")
+@click.option("--since", default=None, help="Reports from this date or time (ISO 8601; Asia/Shanghai if no zone)")
+@click.option("--until", default=None, help="Reports before this date or time")
+@click.option("--category", multiple=True, help="GB/T 47678.5 code, e.g. 06010 (repeatable)")
+@click.option("--status", multiple=True, help="Report status, e.g. assigned (repeatable)")
+@click.option("--town", default=None, help="Town name or code, e.g. 企石镇")
+@click.option("--zone", multiple=True, help="Zone id, e.g. QS-15 (repeatable)")
+@click.option("--by", type=click.Choice(["week", "month"]), default=None, help="heatmap: animate by week or month")
+@click.option("--cell-m", type=float, default=None, help="Grid cell in metres (heatmap 150, hotspots 500)")
+@click.option("--recent", type=int, default=200, show_default=True, help="heatmap: latest reports as markers")
+@click.option("--permutations", type=int, default=999, show_default=True, help="hotspots: permutations for p-values")
+@click.option("--at", default=None, help="zones: roster date (ISO 8601); default today")
+def map_cmd(kind, out, basemap, standalone, static_url, since, until, category, status, town, zone, by, cell_m,
+            recent, permutations, at):
+    """Write a planner map as HTML: zones, a report heat map, or hot spots."""
+    import shutil
+    from pathlib import Path
+
+    from api.services import Services
+    from gis.settings import get_settings
+    from maps import BasemapError, MapInputError, ReportFilter, report_heatmap, report_hotspots, zones_map
+    from maps.assets import STATIC, standalone_html
+
+    out = Path(out)
+    if standalone:
+        url = None
+    elif static_url:
+        url = static_url.rstrip("/")
+    else:
+        url = "zonechief_static"  # relative to the HTML file
+    svc = Services(get_settings())
+    key = svc.settings.tianditu_key
+    try:
+        if kind == "zones":
+            m = zones_map(svc.index, svc.facilities, basemap=basemap, town=town, at=_at(at), tianditu_key=key,
+                          static_url=url)
+        else:
+            flt = ReportFilter(since=_at(since), until=_at(until), categories=tuple(category), statuses=tuple(status),
+                               town=town, zone_ids=tuple(zone))
+            names = dict(zip(svc.categories["code"], svc.categories["name"]))
+            if kind == "heatmap":
+                m = report_heatmap(svc.db, svc.index, flt, by=by, cell_m=cell_m or 150.0, basemap=basemap,
+                                   recent=recent, category_names=names, tianditu_key=key, static_url=url)
+            else:
+                m = report_hotspots(svc.db, svc.index, flt, cell_m=cell_m or 500.0, permutations=permutations,
+                                    basemap=basemap, category_names=names, tianditu_key=key, static_url=url)
+    except (MapInputError, BasemapError) as exc:
+        _fail(str(exc))
+    html = standalone_html(m) if standalone else m.get_root().render()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    if url == "zonechief_static":
+        shutil.copytree(STATIC, out.parent / url, dirs_exist_ok=True)
+    click.echo(f"wrote {out} ({len(html.encode()):,} bytes)" + ("" if url != "zonechief_static" else
+                                                                f" and its scripts in {out.parent / url}"), err=True)
 
 if __name__ == "__main__":
     main()

@@ -49,7 +49,10 @@ def make_engine(url: str | None = None) -> Engine:
             dbapi_conn.create_function("zc_y", 1, _wkb_y, deterministic=True)
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # pre_ping replaces connections a database restart killed; a short connect timeout lets an
+    # unreachable server surface as 503 quickly instead of hanging requests.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10,
+                         connect_args={"connect_timeout": 5})
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
@@ -68,29 +71,45 @@ def _multi(g):
     return g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g])
 
 
+def zone_rows(index) -> list[dict]:
+    return [{"zone_id": r.zone_id, "name": r.name, "town": r.town, "town_code": r.town_code,
+             "geometry_quality": r.geometry_quality, "geom": _multi(r.geometry)} for r in index.zones.itertuples()]
+
+
+def village_rows(index) -> list[dict]:
+    return [{"code": r.unit_id, "name": r.village_name, "short_name": r.village_short_name, "town": r.town,
+             "town_code": r.town_code, "zone_id": r.zone_id, "geometry_quality": r.geometry_quality,
+             "geom": _multi(r.geometry)} for r in index.units.itertuples()]
+
+
+def roster_rows(roster) -> list[dict]:
+    if roster is None:
+        return []
+    return [{"person_id": r.person_id, "role": r.role, "name": r.name, "phone": r.phone, "zone_id": r.zone_id,
+             "effective_from": r.effective_from, "effective_to": None if pd.isna(r.effective_to) else r.effective_to}
+            for r in roster.table.itertuples()]
+
+
+def facility_rows(facilities) -> list[dict]:
+    return [{"facility_id": r.facility_id, "kind": r.kind, "name": r.name, "service_code": r.service_code,
+             "town": getattr(r, "town", None), "zone_id": r.zone_id, "geom": r.geometry} for r in facilities.itertuples()]
+
+
+def _insert(session: Session, model, rows: list[dict]) -> None:
+    if rows:  # executemany with no rows is an error on some drivers
+        session.execute(insert(model), rows)
+
+
 def load_reference(session: Session, index, facilities, categories: pd.DataFrame) -> bool:
     """Copy zones, villages, roster, facilities and categories into empty tables. True if it loaded."""
     if session.scalar(select(func.count()).select_from(Zone)):
         return False
-    session.execute(insert(Zone), [
-        {"zone_id": r.zone_id, "name": r.name, "town": r.town, "town_code": r.town_code,
-         "geometry_quality": r.geometry_quality, "geom": _multi(r.geometry)} for r in index.zones.itertuples()])
-    session.execute(insert(Village), [
-        {"code": r.unit_id, "name": r.village_name, "short_name": r.village_short_name, "town": r.town,
-         "town_code": r.town_code, "zone_id": r.zone_id, "geometry_quality": r.geometry_quality,
-         "geom": _multi(r.geometry)} for r in index.units.itertuples()])
-    if index.roster is not None:
-        t = index.roster.table
-        session.execute(insert(RosterEntry), [
-            {"person_id": r.person_id, "role": r.role, "name": r.name, "phone": r.phone, "zone_id": r.zone_id,
-             "effective_from": r.effective_from, "effective_to": None if pd.isna(r.effective_to) else r.effective_to}
-            for r in t.itertuples()])
-    session.execute(insert(Facility), [
-        {"facility_id": r.facility_id, "kind": r.kind, "name": r.name, "service_code": r.service_code,
-         "town": getattr(r, "town", None), "zone_id": r.zone_id, "geom": r.geometry} for r in facilities.itertuples()])
-    session.execute(insert(Category), [
-        {"code": r.code, "major_code": r.major_code, "major_name": r.major_name, "name": r.name}
-        for r in categories.itertuples()])
+    _insert(session, Zone, zone_rows(index))
+    _insert(session, Village, village_rows(index))
+    _insert(session, RosterEntry, roster_rows(index.roster))
+    _insert(session, Facility, facility_rows(facilities))
+    _insert(session, Category, [{"code": r.code, "major_code": r.major_code, "major_name": r.major_name, "name": r.name}
+                                for r in categories.itertuples()])
     return True
 
 

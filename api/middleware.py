@@ -1,0 +1,222 @@
+"""Abuse limits and browser hardening: body size limits, security headers, CORS, the public
+submission rate limit, and Swagger UI served from local files (no CDN).
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gis.settings import Settings
+
+from .auth import Caller, get_caller
+from .problems import SECURITY_HEADERS, Problem, problem_response
+
+
+# ------------------------------------------------------------------ body size
+def batch_body_limit(settings: Settings) -> int:
+    """POST /v1/lookup carries up to max_batch points (~400 bytes each as GeoJSON)."""
+    return settings.max_batch * 400 + 65536
+
+
+def body_limit(settings: Settings, method: str, path: str) -> int:
+    if path.startswith("/v1/admin/"):
+        return settings.max_upload_bytes
+    if method == "POST" and path == "/v1/lookup":
+        return max(settings.max_body_bytes, batch_body_limit(settings))
+    return settings.max_body_bytes
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from receive(): an HTTPException, so FastAPI's body parsing re-raises it as is (not as 400)."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request body exceeds the limit of {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    """413 when Content-Length or the bytes actually streamed exceed the limit for the path."""
+
+    def __init__(self, app, settings: Settings):
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = body_limit(self.settings, scope["method"], scope["path"])
+        hint = f"; send at most {self.settings.max_batch} points per request" if scope["path"] == "/v1/lookup" else ""
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return await self._reply(scope, receive, send, 400, "Content-Length is not a number")
+            if int(declared) > limit:
+                return await self._reply(scope, receive, send, 413,
+                                         f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes{hint}")
+        seen = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:  # chunked bodies, or a Content-Length that lied
+                    raise BodyTooLarge(limit)
+            return msg
+
+        async def tracking_send(msg):
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge as exc:
+            if started:
+                raise
+            await self._reply(scope, receive, send, 413, exc.detail + hint)
+
+    @staticmethod
+    async def _reply(scope, receive, send, status, detail):
+        resp = problem_response(Request(scope), status, detail, headers={"Connection": "close"})
+        await resp(scope, receive, send)
+
+
+# ------------------------------------------------------------------ security headers
+def html_csp(settings: Settings) -> str:
+    tiles = " ".join(settings.tile_hosts)
+    return ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data: blob: {tiles}".rstrip() + "; "
+            f"connect-src 'self' {tiles}".rstrip() + "; "
+            "font-src 'self' data:; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
+            "form-action 'self'; frame-ancestors 'none'")
+
+
+class SecurityHeadersMiddleware:
+    """nosniff, referrer policy and no framing everywhere; a Content-Security-Policy by content type.
+
+    HTML may load only from this origin and the configured tile hosts; anything else
+    (JSON, GeoJSON) may load nothing. A response that sets its own CSP keeps it.
+    """
+
+    def __init__(self, app, settings: Settings):
+        self.app = app
+        self.html_policy = html_csp(settings)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(msg):
+            if msg["type"] == "http.response.start":
+                h = MutableHeaders(scope=msg)
+                for k, v in SECURITY_HEADERS.items():
+                    if k != "Content-Security-Policy":
+                        h.setdefault(k, v)
+                html = h.get("content-type", "").startswith("text/html")
+                h.setdefault("Content-Security-Policy", self.html_policy if html else SECURITY_HEADERS["Content-Security-Policy"])
+            await send(msg)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# ------------------------------------------------------------------ rate limit
+class TokenBucket:
+    """Per-key token buckets: `per_minute` tokens refilled evenly, burst of `per_minute`. In-process only."""
+
+    def __init__(self, per_minute: int, max_keys: int = 100_000):
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0  # tokens per second
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """0 if a token was taken, else the seconds until one is available."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, t = self._buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - t) * self.rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                wait = 0.0
+            else:
+                self._buckets[key] = (tokens, now)
+                wait = (1 - tokens) / self.rate
+            if len(self._buckets) > self.max_keys:
+                self._prune(now)
+            return wait
+
+    def _prune(self, now: float) -> None:
+        # A full bucket carries no state worth keeping; this bounds memory under address scans.
+        full = [k for k, (tok, t) in self._buckets.items() if tok + (now - t) * self.rate >= self.capacity]
+        for k in full:
+            del self._buckets[k]
+
+
+def client_ip(request: Request) -> str:
+    # uvicorn rewrites client from X-Forwarded-For only for trusted proxies (--forwarded-allow-ips).
+    return request.client.host if request.client else "unknown"
+
+
+def limit_public_submissions(request: Request, caller: Caller = Depends(get_caller)) -> None:
+    """Dependency for submission endpoints: anonymous and public-role callers share a bucket per IP."""
+    bucket: TokenBucket | None = getattr(request.app.state, "submission_limit", None)
+    if bucket is None or caller.at_least("staff"):
+        return
+    wait = bucket.take(client_ip(request))
+    if wait:
+        secs = max(1, math.ceil(wait))
+        raise Problem(429, f"too many reports from this address: at most {int(bucket.capacity)} per minute; "
+                           f"retry in {secs} s", title="Too Many Requests", headers={"Retry-After": str(secs)})
+
+
+# ------------------------------------------------------------------ docs without a CDN
+DOCS_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} – API docs</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script></body></html>"""
+# External, not inline, so the page works under script-src 'self'.
+DOCS_INIT = """window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+  validatorUrl: null, presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout"});"""
+
+
+def install_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the swagger-ui-bundle package's files."""
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    page = DOCS_HTML.format(title=app.title)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return HTMLResponse(page)
+
+    @app.get("/docs/init.js", include_in_schema=False)
+    def docs_init():
+        return Response(DOCS_INIT, media_type="text/javascript")
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+
+# ------------------------------------------------------------------ wiring
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the middleware (outermost first: headers, CORS, body limit) and the submission limiter."""
+    app.state.submission_limit = TokenBucket(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "PATCH"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+                           expose_headers=["Location", "Retry-After", "Idempotent-Replayed"], max_age=600)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)

@@ -1,0 +1,44 @@
+"""Audit trail of reference-data changes: who changed what, and when (table audit_log, migration 0002)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .store.models import Base
+
+# Actions that replace reference data; their presence means the database, not the shipped files, is in force.
+REFERENCE_ACTIONS = ("boundaries.import", "roster.import", "facilities.import")
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    summary: Mapped[dict] = mapped_column(JSON)
+
+
+def record(session: Session, actor: str, action: str, summary: dict, at: datetime | None = None) -> AuditEntry:
+    """Add an entry in the caller's transaction, so it commits (or not) with the change it describes."""
+    e = AuditEntry(at=at or datetime.now(timezone.utc), actor=actor[:100], action=action, summary=summary)
+    session.add(e)
+    session.flush()
+    return e
+
+
+def entries(session: Session, action: str | None = None, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
+    q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+    if action:
+        q = q.where(AuditEntry.action == action)
+    return list(session.scalars(q))
+
+
+def has_reference_imports(session: Session) -> bool:
+    return session.scalar(select(AuditEntry.id).where(AuditEntry.action.in_(REFERENCE_ACTIONS)).limit(1)) is not None
+
+
+def to_dict(e: AuditEntry) -> dict:
+    return {"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action, "summary": e.summary}

@@ -1,0 +1,142 @@
+"""Open311 GeoReport v2 vocabulary over reports: statuses, dates, the public view of a request.
+
+No HTTP here; api/open311.py serves it.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, timezone
+
+from .store.models import OPEN_STATUSES, STATUSES, Report
+
+# Dongguan keeps China Standard Time all year (no DST), so a fixed offset is exact.
+CST = timezone(timedelta(hours=8), "CST")
+DEFAULT_WINDOW = timedelta(days=90)
+MAX_RESULTS = 1000
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
+CLOSED_STATUSES = tuple(s for s in STATUSES if s not in OPEN_STATUSES)
+GROUPS = {"open": OPEN_STATUSES, "closed": CLOSED_STATUSES}
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+class Open311Error(ValueError):
+    """A request the spec says to refuse; `code` is the HTTP status (400, 403, 404)."""
+
+    def __init__(self, code: int, description: str, headers: dict | None = None):
+        super().__init__(description)
+        self.code, self.description, self.headers = code, description, headers
+
+
+def open311_status(status: str) -> str:
+    return "open" if status in OPEN_STATUSES else "closed"
+
+
+def statuses_for(text: str | None) -> list[str] | None:
+    """`status=open,closed` → our statuses; None means all."""
+    if not text:
+        return None
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in wanted if s not in GROUPS]
+    if bad:
+        raise Open311Error(400, f"status {', '.join(bad)!s} is not open or closed")
+    return [s for g in dict.fromkeys(wanted) for s in GROUPS[g]]
+
+
+def w3c(dt: datetime) -> str:
+    return dt.astimezone(CST).isoformat(timespec="seconds")
+
+
+def parse_w3c(name: str, text: str, end: bool = False) -> datetime:
+    """A W3C datetime with an offset (or Z), or a bare date taken in Dongguan time.
+
+    For an end bound the result is exclusive: a bare date covers that whole day,
+    a datetime includes its own second's instant.
+    """
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            dt = datetime.combine(date.fromisoformat(text), time(), CST)
+            if not EARLIEST <= dt < LATEST:
+                raise Open311Error(400, f"{name}={text!r} is out of range ({EARLIEST.year}–{LATEST.year - 1})")
+            return dt + timedelta(days=1) if end else dt
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise Open311Error(400, f"{name}={text!r} is not a W3C datetime such as 2025-07-01T09:30:00+08:00 or 2025-07-01T01:30:00Z")
+    if dt.tzinfo is None:
+        raise Open311Error(400, f"{name}={text!r} needs a timezone offset or Z, e.g. 2025-07-01T09:30:00+08:00")
+    if not EARLIEST <= dt < LATEST:  # also keeps date arithmetic clear of datetime's limits
+        raise Open311Error(400, f"{name}={text!r} is out of range ({EARLIEST.year}–{LATEST.year - 1})")
+    return dt + timedelta(microseconds=1) if end else dt
+
+
+def window(start: str | None, end: str | None, now: datetime) -> tuple[datetime, datetime]:
+    """[since, until) from start_date/end_date; default the last 90 days; never more than 90 days."""
+    since = parse_w3c("start_date", start) if start else None
+    until = parse_w3c("end_date", end, end=True) if end else None
+    if since is None and until is None:
+        until = now
+    if since is None:
+        since = until - DEFAULT_WINDOW
+    if until is None:
+        until = since + DEFAULT_WINDOW
+    if until <= since:
+        raise Open311Error(400, "end_date must be after start_date")
+    if until - since > DEFAULT_WINDOW + timedelta(seconds=1):
+        raise Open311Error(400, "start_date to end_date may span at most 90 days")
+    return since, until
+
+
+def reporter_name(first: str | None, last: str | None) -> str | None:
+    """first_name/last_name as one name; Chinese names are written family name first, without a space."""
+    first, last = (first or "").strip(), (last or "").strip()
+    if not first and not last:
+        return None
+    if _CJK.search(first + last):
+        return last + first
+    return f"{first} {last}".strip()
+
+
+def latest_note(r: Report) -> str | None:
+    for e in reversed(r.history):
+        if e.note:
+            return e.note
+    return None
+
+
+def request_view(r: Report, categories: dict[str, str], zone_names: dict[str, str]) -> dict:
+    """The spec's service request fields. Reporter contact is never part of it."""
+    g = r.geom
+    loc = r.location_input or {}
+    agency = None
+    if r.zone_id:
+        agency = f"{r.zone_id} {zone_names.get(r.zone_id, '')}".strip()
+        agency += f" / chief {r.chief_id}" if r.chief_id else " / no chief in force"
+    return {
+        "service_request_id": str(r.id),
+        "status": open311_status(r.status),
+        "status_notes": latest_note(r),
+        "service_name": categories.get(r.category),
+        "service_code": r.category,
+        "description": r.description or None,
+        "agency_responsible": agency,
+        "service_notice": notice(r),
+        "requested_datetime": w3c(r.created_at),
+        "updated_datetime": w3c(r.updated_at),
+        "expected_datetime": None,
+        "address": loc.get("address"),
+        "address_id": loc.get("service_code"),
+        "zipcode": None,
+        "lat": g.y if g is not None else None,
+        "long": g.x if g is not None else None,
+        "media_url": r.photo_url,
+    }
+
+
+def notice(r: Report) -> str:
+    if r.zone_id and r.chief_id:
+        return f"Assigned to zone {r.zone_id}, chief {r.chief_id}."
+    if r.zone_id:
+        return f"In zone {r.zone_id}; no chief is in force there, staff will assign it."
+    return "The location needs review by staff before the report can be assigned."

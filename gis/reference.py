@@ -1,0 +1,310 @@
+"""Replace reference data — boundaries, roster, facilities — transactionally, with an audit trail.
+
+Each import is validated completely first (against the other reference data in
+force, or imported with it), then written in ONE transaction together with its
+audit_log entry. A failed import (invalid file, overlap, unknown zone ids, a
+database error half-way) changes nothing. The caller swaps its in-memory index
+only with the objects returned here, i.e. after the commit.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import delete, select, text
+from sqlalchemy.exc import DataError, IntegrityError
+
+from . import audit
+from .boundaries import BoundaryError, load_and_validate
+from .lookup import ZoneIndex, normalize_units
+from .roster import REQUIRED as ROSTER_COLUMNS, Roster, RosterError
+from .settings import get_settings
+from .store.db import Database, _insert, facility_rows, roster_rows, village_rows, zone_rows
+from .store.models import Facility, RosterEntry, Village, Zone
+
+KINDS = ("boundaries", "roster", "facilities")
+MAX_LISTED = 100  # ids listed per change kind in an audit summary; counts are always complete
+# Column widths of the reference tables (gis/store/models.py): checked up front for a clear message.
+ID_LEN, NAME_LEN, PHONE_LEN = 32, 100, 40
+
+
+class ImportRejected(ValueError):
+    """The import was refused and nothing changed; the message says why."""
+
+
+@dataclass
+class ImportOutcome:
+    kinds: list[str]
+    summary: dict  # per kind
+    dry_run: bool
+    audit_ids: list[int] = field(default_factory=list)
+    index: ZoneIndex | None = None  # the index to put in force (after commit)
+    facilities: gpd.GeoDataFrame | None = None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _listed(ids) -> list:
+    return sorted(ids)[:MAX_LISTED]
+
+
+def _too_long(values, limit: int) -> list[str]:
+    return sorted({str(v) for v in values if v is not None and len(str(v)) > limit})[:5]
+
+
+# ------------------------------------------------------------------ validation
+def read_boundaries(path, roster: Roster | None, *, id_field: str | None = None, zone_field: str = "zone_id",
+                    layer: str | None = None, crs: str | None = None, allow_repairs: bool = False,
+                    snap_tolerance_m: float | None = None) -> tuple[ZoneIndex, list[str]]:
+    """A new index from a boundary file, or ImportRejected. Returns (index, repair notes)."""
+    tol = get_settings().overlap_tolerance_m2
+    try:
+        gdf, report = load_and_validate(path, id_field=id_field, tolerance_m2=tol, layer=layer, crs=crs)
+    except BoundaryError as exc:
+        raise ImportRejected(str(exc)) from exc
+    if report.problems:
+        raise ImportRejected(f"boundaries rejected:\n{report}")
+    repairs = [str(i) for i in report.issues if i.kind == "repaired"]
+    if repairs and not allow_repairs:
+        raise ImportRejected("boundaries rejected: invalid polygons (fix them at the source, or allow repairs "
+                             "explicitly):\n" + "\n".join(f"  - {r}" for r in repairs[:20]))
+    gdf = gdf[gdf.geometry.notna()]
+    try:
+        units = normalize_units(gdf, id_field=id_field, zone_field=zone_field)
+    except BoundaryError as exc:
+        raise ImportRejected(str(exc)) from exc
+    long_ids = _too_long(units["unit_id"], ID_LEN) + _too_long(units["zone_id"], ID_LEN)
+    if long_ids:
+        raise ImportRejected(f"ids longer than {ID_LEN} characters: {', '.join(long_ids)}")
+    return ZoneIndex(units, roster, snap_tolerance_m), repairs
+
+
+def read_roster(path) -> Roster:
+    try:
+        t = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        roster = Roster(t)
+    except RosterError as exc:
+        raise ImportRejected(f"roster rejected: {exc}") from exc
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        # pandas' own messages (bad dates, bad CSV) are specific enough; keep them.
+        raise ImportRejected(f"roster rejected: not a readable roster CSV ({exc})") from exc
+    t = roster.table
+    problems = []
+    for col, limit in (("person_id", ID_LEN), ("zone_id", ID_LEN), ("name", NAME_LEN), ("phone", PHONE_LEN)):
+        if col in ("person_id", "zone_id", "name") and (t[col].str.strip() == "").any():
+            problems.append(f"empty {col} in row(s) {', '.join(str(i + 2) for i in np.flatnonzero(t[col].str.strip() == '')[:10])}")
+        long_ = _too_long(t[col], limit)
+        if long_:
+            problems.append(f"{col} longer than {limit} characters: {', '.join(long_)}")
+    backwards = t[t.effective_to.notna() & (t.effective_to <= t.effective_from)]
+    if len(backwards):
+        problems.append(f"effective_to is not after effective_from for {', '.join(backwards.person_id.head(10))}")
+    dup = t.duplicated(["person_id", "role", "zone_id", "effective_from"], keep=False)
+    if dup.any():
+        problems.append(f"duplicate rows for {', '.join(sorted(set(t.person_id[dup]))[:10])}")
+    if problems:
+        raise ImportRejected("roster rejected: " + "; ".join(problems))
+    return roster
+
+
+def read_facilities(path) -> gpd.GeoDataFrame:
+    try:
+        gdf = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises many types; the admin needs the reason
+        raise ImportRejected(f"facilities rejected: cannot read as a vector layer ({exc})") from exc
+    missing = [c for c in ("facility_id", "kind", "service_code", "zone_id") if c not in gdf.columns]
+    if missing:
+        raise ImportRejected(f"facilities rejected: missing columns {missing}")
+    if gdf.crs is None:
+        raise ImportRejected("facilities rejected: the file has no CRS")
+    if len(gdf) == 0:
+        raise ImportRejected("facilities rejected: the file has no features")
+    gdf = gdf.to_crs(4326)
+    for c in ("facility_id", "kind", "service_code", "zone_id", "name", "town"):
+        if c in gdf.columns:
+            gdf[c] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in gdf[c]]
+    problems = []
+    g = gdf.geometry
+    bad_geom = g.isna() | g.is_empty | (g.geom_type != "Point")
+    if bad_geom.any():
+        problems.append(f"features without a Point geometry: {', '.join(map(str, gdf.facility_id[bad_geom].head(10)))}")
+    else:
+        xs, ys = g.x.to_numpy(), g.y.to_numpy()
+        off = ~(np.isfinite(xs) & np.isfinite(ys) & (np.abs(xs) <= 180) & (np.abs(ys) <= 90))
+        if off.any():
+            problems.append(f"features with coordinates outside WGS-84 range: {', '.join(map(str, gdf.facility_id[off].head(10)))}")
+    for c in ("facility_id", "kind", "service_code", "zone_id"):
+        empty = gdf[c].isna() | (gdf[c].fillna("").str.strip() == "")
+        if empty.any():
+            problems.append(f"{int(empty.sum())} feature(s) without {c}")
+    for c in ("facility_id", "service_code"):
+        d = gdf[c][gdf[c].notna() & gdf[c].duplicated()]
+        if len(d):
+            problems.append(f"duplicate {c}: {', '.join(sorted(set(d))[:10])}")
+    long_ = _too_long(gdf.facility_id, ID_LEN) + _too_long(gdf.zone_id, ID_LEN) + _too_long(gdf.service_code, 64)
+    if long_:
+        problems.append(f"ids or service codes too long: {', '.join(long_)}")
+    if problems:
+        raise ImportRejected("facilities rejected: " + "; ".join(problems))
+    return gdf
+
+
+# ------------------------------------------------------------------ diffs for the audit trail
+def _diff_ids(before: dict, after: dict) -> dict:
+    added, removed = set(after) - set(before), set(before) - set(after)
+    changed = {k for k in set(before) & set(after) if before[k] != after[k]}
+    return {"added": _listed(added), "removed": _listed(removed), "changed": _listed(changed),
+            "n_added": len(added), "n_removed": len(removed), "n_changed": len(changed)}
+
+
+def _geom_key(g) -> bytes:
+    if g is None:
+        return b""
+    if g.geom_type == "Polygon":  # the store keeps MultiPolygons; the same shape must not count as changed
+        g = shapely.MultiPolygon([g])
+    return shapely.to_wkb(shapely.normalize(g), hex=False)
+
+
+def boundaries_summary(old: ZoneIndex, new: ZoneIndex) -> dict:
+    z = lambda i: {r.zone_id: (r.name, _geom_key(r.geometry)) for r in i.zones.itertuples()}  # noqa: E731
+    u = lambda i: {r.unit_id: (r.zone_id, r.village_name, _geom_key(r.geometry)) for r in i.units.itertuples()}  # noqa: E731
+    return {"zones_before": len(old.zones), "zones_after": len(new.zones), "zones": _diff_ids(z(old), z(new)),
+            "villages_before": len(old.units), "villages_after": len(new.units), "villages": _diff_ids(u(old), u(new))}
+
+
+def roster_summary(old: Roster | None, new: Roster) -> dict:
+    def rows(r):
+        if r is None:
+            return set()
+        return {f"{x.person_id} {x.role} {x.zone_id} {x.effective_from}–{'' if pd.isna(x.effective_to) else x.effective_to}"
+                for x in r.table.itertuples()}
+
+    def people(r):
+        return {} if r is None else {x.person_id: (x.name, x.phone) for x in r.table.itertuples()}
+
+    b, a = rows(old), rows(new)
+    return {"rows_before": len(b), "rows_after": len(a), "people": _diff_ids(people(old), people(new)),
+            "assignments_added": _listed(a - b), "assignments_removed": _listed(b - a),
+            "n_assignments_added": len(a - b), "n_assignments_removed": len(b - a)}
+
+
+def facilities_summary(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> dict:
+    f = lambda d: {str(r.facility_id): (r.kind, getattr(r, "name", None), r.service_code, r.zone_id, _geom_key(r.geometry))  # noqa: E731
+                   for r in d.itertuples()}
+    return {"before": len(old), "after": len(new), "facilities": _diff_ids(f(old), f(new))}
+
+
+# ------------------------------------------------------------------ the import
+def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFrame, actor: str, *,
+                     boundaries=None, roster=None, facilities_file=None, dry_run: bool = False,
+                     boundary_options: dict | None = None, source_names: dict | None = None) -> ImportOutcome:
+    """Validate and replace any of boundaries / roster / facilities together, in one transaction.
+
+    `index` and `facilities` are what is in force now; they are not modified.
+    Raises ImportRejected (nothing changed) or a database error (rolled back).
+    """
+    if boundaries is None and roster is None and facilities_file is None:
+        raise ImportRejected("nothing to import: give a boundaries, roster or facilities file")
+    names = source_names or {}
+    new_roster = read_roster(roster) if roster is not None else index.roster
+    summary: dict[str, dict] = {}
+    if boundaries is not None:
+        new_index, repairs = read_boundaries(boundaries, new_roster, snap_tolerance_m=index.snap_tolerance_m,
+                                             **(boundary_options or {}))
+        summary["boundaries"] = {**boundaries_summary(index, new_index), "repairs": repairs[:MAX_LISTED]}
+    else:
+        new_index = copy.copy(index)  # shares the geometry index; only the roster may differ
+        new_index.roster = new_roster
+    new_facilities = read_facilities(facilities_file) if facilities_file is not None else facilities
+
+    # Cross-checks against the zones that will be in force.
+    zones = set(new_index.zones.zone_id)
+    problems = []
+    if new_roster is not None:
+        unknown = sorted(set(new_roster.table.zone_id) - zones)
+        if unknown:
+            problems.append(f"the roster names zones that do not exist: {', '.join(unknown[:20])}"
+                            + ("" if roster is not None else " (import the roster together with the boundaries)"))
+    unknown_f = sorted(set(new_facilities.zone_id) - zones)
+    if unknown_f:
+        problems.append(f"facilities name zones that do not exist: {', '.join(unknown_f[:20])}"
+                        + ("" if facilities_file is not None else " (import the facilities together with the boundaries)"))
+    if problems:
+        raise ImportRejected("; ".join(problems))
+
+    if roster is not None:
+        summary["roster"] = roster_summary(index.roster, new_roster)
+    if facilities_file is not None:
+        summary["facilities"] = facilities_summary(facilities, new_facilities)
+    for kind, src in (("boundaries", boundaries), ("roster", roster), ("facilities", facilities_file)):
+        if src is not None:
+            summary[kind] = {"source": names.get(kind, Path(src).name), "sha256": _sha256(Path(src)), **summary[kind]}
+    kinds = [k for k in KINDS if k in summary]
+    out = ImportOutcome(kinds, summary, dry_run, index=new_index, facilities=new_facilities)
+    if dry_run:
+        return out
+
+    try:
+        with db.sessions.begin() as s:
+            if db.dialect == "postgresql":
+                # Serializes concurrent imports (also from other processes); readers are not blocked.
+                s.execute(text("LOCK TABLE zones, villages, roster, facilities IN SHARE ROW EXCLUSIVE MODE"))
+            if "boundaries" in kinds:
+                s.execute(delete(Village))
+                s.execute(delete(Zone))
+                _insert(s, Zone, zone_rows(new_index))
+                _insert(s, Village, village_rows(new_index))
+            if "roster" in kinds:
+                s.execute(delete(RosterEntry))
+                _insert(s, RosterEntry, roster_rows(new_roster))
+            if "facilities" in kinds:
+                s.execute(delete(Facility))
+                _insert(s, Facility, facility_rows(new_facilities))
+            together = kinds if len(kinds) > 1 else None
+            for k in kinds:
+                entry = audit.record(s, actor, f"{k}.import", {**summary[k], **({"together_with": together} if together else {})})
+                out.audit_ids.append(entry.id)
+    except (IntegrityError, DataError) as exc:
+        # The database refused a row (a constraint the checks above do not know): all rolled back.
+        raise ImportRejected(f"the database refused the import; nothing was changed: {exc.orig}") from exc
+    return out
+
+
+# ------------------------------------------------------------------ reading back
+def load_from_db(db: Database, snap_tolerance_m: float | None = None) -> tuple[ZoneIndex, gpd.GeoDataFrame] | None:
+    """The index and facilities stored in the database, if reference data was ever imported; else None."""
+    with db.sessions() as s:
+        if not audit.has_reference_imports(s):
+            return None
+        zone_names = dict(s.execute(select(Zone.zone_id, Zone.name)).all())
+        villages = s.scalars(select(Village).order_by(Village.code)).all()
+        people = s.scalars(select(RosterEntry).order_by(RosterEntry.id)).all()
+        facs = s.scalars(select(Facility).order_by(Facility.facility_id)).all()
+    units = gpd.GeoDataFrame({
+        "unit_id": [v.code for v in villages], "zone_id": [v.zone_id for v in villages],
+        "village_code": [v.code for v in villages], "village_name": [v.name for v in villages],
+        "village_short_name": [v.short_name for v in villages], "town": [v.town for v in villages],
+        "town_code": [v.town_code for v in villages], "zone_name": [zone_names.get(v.zone_id) for v in villages],
+        "geometry_quality": [v.geometry_quality for v in villages]},
+        geometry=[v.geom for v in villages], crs=4326)
+    roster = None
+    if people:
+        roster = Roster(pd.DataFrame([{c: getattr(p, c) for c in ROSTER_COLUMNS} for p in people], columns=ROSTER_COLUMNS))
+    fac = gpd.GeoDataFrame({
+        "facility_id": [f.facility_id for f in facs], "kind": [f.kind for f in facs], "name": [f.name for f in facs],
+        "service_code": [f.service_code for f in facs], "town": [f.town for f in facs],
+        "zone_id": [f.zone_id for f in facs]}, geometry=[f.geom for f in facs], crs=4326)
+    return ZoneIndex(units, roster, snap_tolerance_m), fac
