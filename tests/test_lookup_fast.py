@@ -15,16 +15,23 @@ import json
 import math
 import tracemalloc
 from pathlib import Path
+from typing import Annotated
 
 import geopandas as gpd
+import httpx
 import numpy as np
 import pyproj
 import pytest
 import shapely
+from fastapi import FastAPI, Query
 from hypothesis import given, settings, strategies as st
 from shapely.geometry import shape
 
+from api import problems
+from api.app import _at_param, _crs_param, assignment_json, create_app
+from api.schemas import LookupResult
 from gis.lookup import ZoneIndex, normalize_units
+from tests.conftest import LiveServer
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "boundaries"
 
@@ -434,3 +441,37 @@ def test_locate_memory_is_a_few_bytes_per_point(idx):
         tracemalloc.stop()
     assert unit.dtype == np.int32 and interior.dtype == bool
     assert peak <= 6 * n + (4 << 20), peak
+
+
+# --------------------------------------------------------------------------- GET /v1/lookup
+
+def test_get_lookup_answers_as_with_query_parameters(idx):
+    """GET /v1/lookup reads its query by hand and writes its JSON directly (for speed). A plain FastAPI
+    endpoint declaring the same Query() parameters and response_model must answer every request alike."""
+    ref = FastAPI()
+    problems.install(ref)
+
+    @ref.get("/healthz")
+    def healthz():
+        return {}
+
+    @ref.get("/v1/lookup", response_model=LookupResult)
+    def lookup(lon: Annotated[float, Query()], lat: Annotated[float, Query()], crs: Annotated[str, Query()] = "wgs84",
+               out_crs: Annotated[str, Query()] = "wgs84", at: Annotated[str | None, Query()] = None):
+        c, oc, when = _crs_param(crs), _crs_param(out_crs), _at_param(at)
+        return {"query": {"lon": lon, "lat": lat, "crs": c}, **assignment_json(idx.lookup(lon, lat, crs=c, at=when), oc)}
+
+    queries = ["", "lon=114.05", "lat=23", "lon=abc&lat=23", "lon=114,05&lat=23.06", "lon=&lat=", "LON=114&lat=2",
+               "lon=114.05&lat=23.06&lon=114.06", "lon=nan&lat=23", "lon=-inf&lat=23", "lon=1e308&lat=23.06",
+               "lon=23.06&lat=114.05", "lon=114.05&lat=23.06&crs=gcj02", "lon=114.05&lat=23.06&crs=nope",
+               "lon=114.05&lat=23.06&crs=", "lon=114.05&lat=23.06&crs=%FF%FE", "lon=114.05&lat=23.06&at=2025-13-45",
+               "lon=114.05&lat=23.06&at=2025-06-30", "lon=114.05&lat=23.06&at=", "lon=114.05&lat=23.06&out_crs=EPSG:4547",
+               "lon=%20114.05%20&lat=23.06", "lon=1_14.05&lat=23.06", "lon=0x10&lat=1", "lon=114&lat=23",
+               "lon=114.05&lat=23.06&extra=1", "lon=1e-400&lat=0", "lon=114.05&lat=23.06&crs=EPSG:4490",
+               *(f"lon={x!r}&lat={y!r}" for x, y in VERTICES[::60]), "lon=113.9&lat=22.7", "lon=0&lat=0"]
+    with LiveServer(create_app(index=idx)) as ours, LiveServer(ref) as theirs, httpx.Client(timeout=30) as c:
+        for q in queries:
+            a, b = c.get(f"{ours.url}/v1/lookup?{q}"), c.get(f"{theirs.url}/v1/lookup?{q}")
+            assert (a.status_code, a.headers["content-type"]) == (b.status_code, b.headers["content-type"]), q
+            assert a.json() == b.json(), q
+        assert c.head(f"{ours.url}/v1/lookup?lon=114.05&lat=23.06").status_code == 405  # as for any FastAPI GET route
