@@ -123,7 +123,7 @@ def heatmap_page(request: Request, basemap: Basemap = "none", since: Since = Non
 def hotspots_page(request: Request, basemap: Basemap = "none", since: Since = None, until: Until = None,
                   category: Categories = None, status: Statuses = None, town: Town = None, zone: Zones = None,
                   cell_m: Annotated[float, Query(ge=100, le=5000, description="Grid cell size in metres")] = 500,
-                  permutations: Annotated[int, Query(ge=99, le=9999, description="Permutations for p-values")] = 999):
+                  permutations: Annotated[int, Query(ge=99, le=9999, description="Permutations for p-values; the FDR needs many")] = 9999):
     s = _services(request)
     flt = _filter(request, since, until, category, status, town, zone)
     return _page(lambda: report_hotspots(s.db, s.index, flt, cell_m=cell_m, permutations=permutations,

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,15 @@ def _clean(v):
     return None if v == "" else v
 
 
+def _clean_column(col: pd.Series) -> list:
+    """_clean over a column; plain str columns (CSV) take a fast path with the same result."""
+    v = col.tolist()
+    if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+        if all(type(x) is str for x in v):
+            return [x.strip() or None for x in v]
+    return [_clean(x) for x in v]
+
+
 def rows_from_file(path: str | Path, crs: str | None = None) -> tuple[pd.DataFrame, list[dict | str]]:
     """Read a report file: returns (original table, per row a ReportIn-shaped dict or an error string)."""
     path = Path(path)
@@ -78,9 +87,11 @@ def rows_from_file(path: str | Path, crs: str | None = None) -> tuple[pd.DataFra
         file_crs = table.crs.to_string() if table.crs is not None else None
         table = pd.DataFrame(table.drop(columns=table.geometry.name))
     out: list[dict | str] = []
-    recs = table.to_dict("records")
-    for i, r in enumerate(recs):
-        r = {k: _clean(v) for k, v in r.items()}
+    # Column by column, not cell by cell: the same _clean results, several times faster.
+    cols = list(table.columns)
+    vals = [_clean_column(table.iloc[:, j]) for j in range(len(cols))]
+    for i, rv in enumerate(zip(*vals) if vals else ({} for _ in range(len(table)))):
+        r = dict(zip(cols, rv))
         loc: dict = {}
         if r.get("service_code"):
             loc["service_code"] = r["service_code"]
@@ -143,13 +154,16 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
         x = np.array([intakes[k].data.location.lon for k in ks])
         y = np.array([intakes[k].data.location.lat for k in ks])
         df = index.assign(x, y, crs=c)
-        for k, r in zip(ks, df.itertuples()):
-            if r.status == "invalid":
-                rejects.append((intakes[k].row, r.problem))
+        # Only the columns used below, as plain lists (itertuples over 17 columns is slow).
+        use = ["status", "problem", "zone_id", "nearest_zone_id", "distance_m", "village_code", "lon_wgs84", "lat_wgs84"]
+        for k, r in zip(ks, zip(*(df[c].tolist() for c in use))):
+            if r[0] == "invalid":
+                rejects.append((intakes[k].row, r[1]))
             else:
-                located[k] = r
+                located[k] = _Loc(*r)
     rejected_rows = {r for r, _ in rejects}
     chief_cache: dict[tuple, str | None] = {}
+    pts: list[tuple[int, float, float]] = []
     addr_cache: dict[str, object] = {}
     for k, it in enumerate(intakes):
         if it.row in rejected_rows:
@@ -195,8 +209,8 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
             continue
         rows.append({
             "created_at": created, "updated_at": hist[-1]["at"], "source": d.source, "category": d.category,
-            "description": d.description, "location_input": d.location.as_received(),
-            "geom": shapely.Point(lon, lat) if lon is not None else None, "geocode_method": method,
+            "description": d.description, "location_input": _as_received(d.location),
+            "geom": None, "geocode_method": method,
             "geocode_confidence": float(conf), "needs_review": bool(review), "review_note": note, "zone_id": zone,
             "village_code": village, "chief_id": chief, "status": hist[-1]["status"],
             "reporter_name": d.reporter.name if d.reporter else None,
@@ -205,9 +219,33 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
         })
         events.append([{"status": h["status"], "at": h["at"], "actor": actor if j == 0 else "system", "note": None}
                        for j, h in enumerate(hist)])
+        if lon is not None:
+            pts.append((len(rows) - 1, lon, lat))
         if progress and k % 1000 == 0:
             progress(1000)
+    if pts:  # one vectorized call instead of a shapely.Point per row
+        at, xs, ys = zip(*pts)
+        for j, g in zip(at, shapely.points(np.array(xs, dtype="f8"), np.array(ys, dtype="f8"))):
+            rows[j]["geom"] = g
     return rows, events, rejects
+
+
+class _Loc(NamedTuple):
+    status: str
+    problem: str | None
+    zone_id: str | None
+    nearest_zone_id: str | None
+    distance_m: float
+    village_code: str | None
+    lon_wgs84: float
+    lat_wgs84: float
+
+
+def _as_received(loc: Location) -> dict:
+    # Location.as_received() (a model_dump) for the common coordinate case, built directly.
+    if loc.lon is not None and loc.lat is not None and loc.service_code is None and loc.address is None:
+        return {"lon": loc.lon, "lat": loc.lat, "crs": loc.crs}
+    return loc.as_received()
 
 
 def _check_history(hist: list[dict]) -> str | None:

@@ -7,7 +7,7 @@ at a given time, so an old report keeps the chief it was assigned to.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,11 +32,17 @@ class Person:
         return asdict(self)
 
 
+LOCAL = timezone(timedelta(hours=8))  # roster dates are Dongguan (UTC+8) calendar days
+
+
 def _as_date(at) -> date:
+    """The local calendar day of `at` (now if None); naive datetimes are taken as local time."""
     if at is None:
-        return datetime.now(timezone.utc).date()
+        return datetime.now(LOCAL).date()
+    if isinstance(at, str):
+        at = pd.Timestamp(at).to_pydatetime()
     if isinstance(at, datetime):
-        return at.date()
+        return (at.astimezone(LOCAL) if at.tzinfo else at).date()
     if isinstance(at, date):
         return at
     return pd.Timestamp(at).date()

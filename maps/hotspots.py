@@ -28,7 +28,7 @@ CLASSES = {
 REQUIRED = ("geometry", "class")
 
 
-def compute_hotspots(lon, lat, zones, *, cell_m: float = 500.0, permutations: int = 999, seed: int = 0):
+def compute_hotspots(lon, lat, zones, *, cell_m: float = 500.0, permutations: int = 9999, seed: int = 0):
     """Gi* cells over `zones` (a ZoneIndex or zones GeoDataFrame) from gis.hotspots.
 
     A WGS-84 GeoDataFrame: geometry, class ("hot 99%" … "not significant"),
@@ -124,7 +124,7 @@ def hotspots_map(cells, index, *, basemap: str = "none", flt: ReportFilter | Non
     return use_assets(m, static_url)
 
 
-def report_hotspots(db, index, flt: ReportFilter, *, cell_m: float = 500.0, permutations: int = 999,
+def report_hotspots(db, index, flt: ReportFilter, *, cell_m: float = 500.0, permutations: int = 9999,
                     basemap: str = "none", category_names: dict | None = None, tianditu_key: str | None = None,
                     static_url: str | None = None) -> folium.Map:
     """Hot spots of the reports in a store that match `flt`."""

@@ -406,7 +406,7 @@ def db_upgrade():
 @click.option("--by", type=click.Choice(["week", "month"]), default=None, help="heatmap: animate by week or month")
 @click.option("--cell-m", type=float, default=None, help="Grid cell in metres (heatmap 150, hotspots 500)")
 @click.option("--recent", type=int, default=200, show_default=True, help="heatmap: latest reports as markers")
-@click.option("--permutations", type=int, default=999, show_default=True, help="hotspots: permutations for p-values")
+@click.option("--permutations", type=int, default=9999, show_default=True, help="hotspots: permutations for p-values")
 @click.option("--at", default=None, help="zones: roster date (ISO 8601); default today")
 def map_cmd(kind, out, basemap, standalone, static_url, since, until, category, status, town, zone, by, cell_m,
             recent, permutations, at):

@@ -1,0 +1,34 @@
+"""The roster is read by Dongguan (UTC+8) calendar day: a hand-over at local midnight is exact."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from gis.lookup import ZoneIndex
+from gis.roster import Roster, RosterError
+from gis.settings import REPO_DATA
+
+ROSTER = Roster.read_csv(REPO_DATA / "roster.csv")
+UTC8 = timezone(timedelta(hours=8))
+
+
+@pytest.mark.parametrize("at,chief", [
+    (datetime(2025, 6, 30, 23, 59, tzinfo=UTC8), "ZMT-C10"),
+    (datetime(2025, 7, 1, 0, 0, tzinfo=UTC8), "ZMT-C03"),
+    (datetime(2025, 6, 30, 16, 30, tzinfo=timezone.utc), "ZMT-C03"),  # 00:30 local on 1 July
+    (datetime(2025, 6, 30, 15, 30, tzinfo=timezone.utc), "ZMT-C10"),  # 23:30 local on 30 June
+    ("2025-06-30T16:30:00Z", "ZMT-C03"),
+    ("2025-06-30", "ZMT-C10"),
+])
+def test_handover_by_local_day(at, chief):
+    assert ROSTER.chiefs_by_zone(at)["ZMT-03"].person_id == chief
+    p = ZoneIndex.load().zones.set_index("zone_id").geometry["ZMT-03"].representative_point()
+    assert ZoneIndex.load().lookup(p.x, p.y, at=at).chief.person_id == chief
+
+
+def test_two_chiefs_at_once_is_an_error():
+    t = ROSTER.table.copy()
+    row = t[t.person_id == "ZMT-C01"].copy()
+    row["person_id"] = "ZMT-C99"
+    with pytest.raises(RosterError, match="two chiefs"):
+        Roster(__import__("pandas").concat([t, row]).astype({"effective_from": str, "effective_to": str})
+               .replace({"effective_to": {"None": "", "NaT": ""}}))
