@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
 
 PG_ADMIN_URL = os.environ.get("ZONECHIEF_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def inner(index, zone_id: str) -> tuple[float, float]:
+    """A point about 200 m inside a zone, away from every edge."""
+    p = index.zones.set_index("zone_id").geometry[zone_id].buffer(-0.002).representative_point()
+    return float(p.x), float(p.y)
 
 
 @pytest.fixture(scope="session")
@@ -23,13 +30,27 @@ def zone_index():
     return ZoneIndex.load()
 
 
-def _pg_database():
+def _admin_sql(*statements: str) -> None:
+    # A fresh connection each time: the database may have been restarted meanwhile.
+    eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with eng.connect() as c:
+            for sql in statements:
+                c.exec_driver_sql(sql)
+    finally:
+        eng.dispose()
+
+
+@contextmanager
+def pg_database():
+    """A throw-away database in the local PostgreSQL; yields its URL, drops it afterwards."""
     name = f"zc_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    return admin, name, url
+    _admin_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _admin_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+                   f'DROP DATABASE IF EXISTS "{name}"')
 
 
 @pytest.fixture(params=["sqlite", "postgis"], scope="module")
@@ -38,14 +59,8 @@ def store_url(request, tmp_path_factory):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'zonechief.sqlite'}"
         return
-    admin, name, url = _pg_database()
-    try:
+    with pg_database() as url:
         yield url
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
 
 
 def free_port() -> int:

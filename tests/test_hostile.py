@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from api.app import create_app
 from gis.keys import create_key
 from gis.settings import REPO_DATA, Settings
-from tests.conftest import LiveServer, _pg_database
+from tests.conftest import LiveServer, pg_database
 
 pytestmark = pytest.mark.hostile
 PROBLEM = "application/problem+json"
@@ -27,19 +27,15 @@ CSV = {"Content-Type": "text/csv"}
 
 @pytest.fixture(scope="module")
 def pg_live():
-    admin, name, url = _pg_database()
-    app = create_app(settings=Settings(rate_limit_per_minute=0), database_url=url)
-    with app.state.services.db.sessions.begin() as s:
-        _, key = create_key(s, "admin", "hostile admin")
-    try:
-        with LiveServer(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
-            yield {"client": c, "admin": {"X-API-Key": key}, "url": url}
-    finally:
-        app.state.services.db.engine.dispose()
-        with admin.connect() as c:
-            c.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
+    with pg_database() as url:
+        app = create_app(settings=Settings(rate_limit_per_minute=0), database_url=url)
+        with app.state.services.db.sessions.begin() as s:
+            _, key = create_key(s, "admin", "hostile admin")
+        try:
+            with LiveServer(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+                yield {"client": c, "admin": {"X-API-Key": key}, "url": url}
+        finally:
+            app.state.services.db.engine.dispose()
 
 
 def rep(**kw) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import _pg_database, free_port
+from tests.conftest import free_port, pg_database
 
 pytestmark = pytest.mark.load
 N, CLIENTS = 10_000, 16
@@ -27,36 +27,32 @@ N, CLIENTS = 10_000, 16
 @pytest.fixture(scope="module")
 def pg_live(tmp_path_factory):
     """`zonechief serve` in its own process (so the 16 client threads here do not share its GIL)."""
-    admin, name, url = _pg_database()
-    port = free_port()
-    env = {**os.environ, "ZONECHIEF_DATABASE_URL": url, "ZONECHIEF_PORT": str(port), "ZONECHIEF_HOST": "127.0.0.1",
-           "ZONECHIEF_RATE_LIMIT_PER_MINUTE": "0"}  # one address sends it all
-    log = open(tmp_path_factory.mktemp("load") / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "zonechief.cli", "serve"], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # bounded wait for the server
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the server did not come up"
-            time.sleep(0.1)
-        yield {"url": base, "db": url}
-    finally:
-        proc.terminate()
+    with pg_database() as url:
+        port = free_port()
+        env = {**os.environ, "ZONECHIEF_DATABASE_URL": url, "ZONECHIEF_PORT": str(port), "ZONECHIEF_HOST": "127.0.0.1",
+               "ZONECHIEF_RATE_LIMIT_PER_MINUTE": "0"}  # one address sends it all
+        log = open(tmp_path_factory.mktemp("load") / "server.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "zonechief.cli", "serve"], env=env, stdout=log, stderr=log)
+        base = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-        with admin.connect() as c:
-            c.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
+            deadline = time.monotonic() + 60
+            while True:  # bounded wait for the server
+                try:
+                    if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.1)
+            yield {"url": base, "db": url}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            log.close()
 
 
 def pct(values, q) -> float:

@@ -19,16 +19,11 @@ from gis.bulk import Intake, import_intakes
 from gis.keys import create_key
 from gis.reports import ReportIn
 from gis.store.models import STATUSES
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, inner
 
 BASE = "/open311/v2"
 PHONE = "13912345670"
 EMAIL = "zhang.san@example.com"
-
-
-def inner(index, zone_id):
-    p = index.zones.set_index("zone_id").geometry[zone_id].buffer(-0.002).representative_point()
-    return float(p.x), float(p.y)
 
 
 @pytest.fixture(scope="module")

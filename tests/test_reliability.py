@@ -22,18 +22,13 @@ import sqlalchemy as sa
 from api.app import create_app
 from gis.keys import create_key
 from gis.settings import REPO_DATA, Settings
-from tests.conftest import PG_ADMIN_URL, LiveServer, _pg_database
+from tests.conftest import LiveServer, PG_ADMIN_URL, inner, pg_database
 
 PROBLEM = "application/problem+json"
 PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main"]
 
 
 # ------------------------------------------------------------------ helpers
-def inner(index, zone_id):
-    p = index.zones.set_index("zone_id").geometry[zone_id].buffer(-0.002).representative_point()
-    return float(p.x), float(p.y)
-
-
 def report(lon, lat, **kw):
     return {"source": "gps", "category": "06010", "description": kw.pop("description", "暴露垃圾"),
             "location": {"lon": lon, "lat": lat}, **kw}
@@ -85,19 +80,13 @@ class Server(LiveServer):
 @pytest.fixture(scope="module")
 def pg_url():
     """A fresh PostGIS database that outlives cluster restarts (dropped through a new connection)."""
-    admin, name, url = _pg_database()
-    admin.dispose()
-    try:
-        yield url
-    finally:
-        if not pg_is_up():
-            pg("start")
-        wait_for_pg()
-        eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-        with eng.connect() as c:
-            c.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        eng.dispose()
+    with pg_database() as url:
+        try:
+            yield url
+        finally:
+            if not pg_is_up():
+                pg("start")
+            wait_for_pg()
 
 
 NO_LIMIT = Settings(rate_limit_per_minute=0)
@@ -453,14 +442,8 @@ def fresh_store(store_url, tmp_path):
     if store_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'cli.sqlite'}"
         return
-    admin, name, url = _pg_database()
-    try:
+    with pg_database() as url:
         yield url
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
 
 
 def test_cli_import_is_audited_and_rejects_cleanly(fresh_store, tmp_path):

@@ -11,15 +11,9 @@ import sqlalchemy as sa
 from api.app import create_app
 from gis.crs import wgs84_to_gcj02
 from gis.keys import create_key
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, inner
 
 PROBLEM = "application/problem+json"
-
-
-def inner(index, zone_id):
-    g = index.zones.set_index("zone_id").geometry[zone_id].buffer(-0.002)
-    p = g.representative_point()
-    return float(p.x), float(p.y)
 
 
 @pytest.fixture(scope="module")

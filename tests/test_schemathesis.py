@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from gis.keys import create_key
 from gis.settings import Settings
-from tests.conftest import LiveServer, _pg_database
+from tests.conftest import LiveServer, pg_database
 
 pytestmark = pytest.mark.schemathesis
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -35,19 +35,15 @@ schema = schema.exclude(tag="open311")
 
 @pytest.fixture(scope="module")
 def live():
-    admin, name, url = _pg_database()
-    app = create_app(settings=Settings(rate_limit_per_minute=0), database_url=url)
-    with app.state.services.db.sessions.begin() as s:
-        _, key = create_key(s, "admin", "schemathesis")
-    try:
-        with LiveServer(app) as srv:
-            yield {"url": srv.url, "headers": {"X-API-Key": key}}
-    finally:
-        app.state.services.db.engine.dispose()
-        with admin.connect() as c:
-            c.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
+    with pg_database() as url:
+        app = create_app(settings=Settings(rate_limit_per_minute=0), database_url=url)
+        with app.state.services.db.sessions.begin() as s:
+            _, key = create_key(s, "admin", "schemathesis")
+        try:
+            with LiveServer(app) as srv:
+                yield {"url": srv.url, "headers": {"X-API-Key": key}}
+        finally:
+            app.state.services.db.engine.dispose()
 
 
 @schema.parametrize()

@@ -13,16 +13,11 @@ import pytest
 from api.app import create_app
 from gis.keys import create_key
 from gis.settings import Settings
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, inner
 
 PROBLEM = "application/problem+json"
 TILES = "https://tiles.example.org"
 ORIGIN = "https://city.example"
-
-
-def inner(index, zone_id):
-    p = index.zones.set_index("zone_id").geometry[zone_id].buffer(-0.002).representative_point()
-    return float(p.x), float(p.y)
 
 
 @pytest.fixture(scope="module")
