@@ -56,16 +56,6 @@ def contains_prepared(zones, x, y):
     return out
 
 
-def timed(fn, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        gc.collect()
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), times, result
-
-
 def _status_kb(field):
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -139,13 +129,24 @@ def main(argv=None):
         "ZoneIndex._locate_exact (before: shapely pass)": lambda: idx._locate_exact(x, y),
         "ZoneIndex.locate (grid fast path)": lambda: idx.locate(x, y),
         "ZoneIndex.assign (full frame, nearest zone+distance)": lambda: idx.assign(x, y),
+        "ZoneIndex.assign(nearest=False) (full frame, distance if snapped)": lambda: idx.assign(x, y, nearest=False),
     }
     if a.rss_of:
         print(json.dumps({"rss": rss_rise(methods[a.rss_of])}))
         return
+    # Rounds: every method once per round, in turn, so that a noisy moment hits all of them; each
+    # method's ratio to sjoin is taken within a round, then the median over rounds.
+    times = {name: [] for name in methods}
     results = {}
-    for name, fn in methods.items():
-        results[name] = timed(fn, a.repeats)
+    for _ in range(a.repeats):
+        for name, fn in methods.items():
+            gc.collect()
+            t = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - t)
+    base_name = "geopandas.sjoin(within), points prebuilt"
+    ratio = {name: statistics.median(b / t for b, t in zip(times[base_name], times[name])) for name in methods}
+    results = {name: (statistics.median(times[name]), times[name], results[name]) for name in methods}
 
     # ---- the answers agree (else nothing is printed)
     z_sjoin = results["geopandas.sjoin(within), points prebuilt"][2]
@@ -167,6 +168,11 @@ def main(argv=None):
     snapped = df["snapped"].to_numpy()
     assert (z_assign[~snapped] == z_fast[~snapped]).all(), "assign and locate differ"
     assert df["nearest_zone_id"].notna().to_numpy()[u_fast < 0].all(), "an outside point has no nearest zone"
+    lean = results["ZoneIndex.assign(nearest=False) (full frame, distance if snapped)"][2]
+    same = ["zone_id", "chief_id", "status", "on_boundary", "snapped"]
+    assert lean[same].equals(df[same]), "assign(nearest=False) assigns differently"
+    assert lean["distance_m"][snapped].equals(df["distance_m"][snapped]), "snapped distances differ"
+    assert lean["distance_m"][(u_fast < 0) & ~snapped].isna().all(), "nearest=False computed a distance it should not"
 
     # ---- memory, untimed
     mem = {}
@@ -175,7 +181,6 @@ def main(argv=None):
                              capture_output=True, text=True, timeout=600, check=True).stdout
         mem[name] = traced_peak(fn), json.loads(out.strip().splitlines()[-1])["rss"]
 
-    base = results["geopandas.sjoin(within), points prebuilt"][0]
     print(f"zonechief bench_assign: n={a.n:,} uniform points over the zones' bbox {np.round(zones.total_bounds, 4).tolist()}, "
           f"seed {a.seed}, {a.repeats} repeats, median")
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
@@ -185,7 +190,8 @@ def main(argv=None):
           f"near grid {idx._near.nx}x{idx._near.ny} cells of {idx._near.size:.0f} m, {idx._near.mean_candidates:.1f} segments/cell")
     print(f"first-use build (not in the timings): cell grid {grid_s * 1e3:.0f} ms, nearest grid {near_s * 1e3:.0f} ms")
     print("answers checked: locate == exact pass (unit and interior); zones == sjoin == contains_xy for interior points; "
-          "assign == locate")
+          "assign == locate; assign(nearest=False) == assign but for the distances of unsnapped outside points")
+    print("vs sjoin: the median over rounds of sjoin's time / the method's time, each round running every method once")
     print()
     w = max(len(k) for k in methods)
     print(f"{'method':<{w}}  {'median s':>9}  {'min s':>8}  {'M points/s':>10}  {'vs sjoin':>9}  "
@@ -194,7 +200,7 @@ def main(argv=None):
         med, times, _ = results[name]
         traced, rss = mem[name]
         rss_s = f"{rss / 2**20:7.1f}  {rss / a.n:7.1f}" if rss is not None else f"{'n/a':>7}  {'n/a':>7}"
-        print(f"{name:<{w}}  {med:9.4f}  {min(times):8.4f}  {a.n / med / 1e6:10.2f}  {base / med:8.1f}x  "
+        print(f"{name:<{w}}  {med:9.4f}  {min(times):8.4f}  {a.n / med / 1e6:10.2f}  {ratio[name]:8.1f}x  "
               f"{traced / 2**20:9.1f}  {traced / a.n:7.1f}  {rss_s}")
     print()
     print(f"input: lon/lat float64 arrays, {input_bytes / 2**20:.1f} MB ({input_bytes / a.n:.0f} B/point); "

@@ -63,7 +63,10 @@ def assign_frame(index, gdf: gpd.GeoDataFrame, crs: str | None = None, at=None) 
     res = index.assign(x, y, crs=c, at=at)
     out = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
     for col in res.columns:
-        out[col if col not in out.columns else f"{col}_zc"] = res[col].to_numpy()
+        v = res[col]
+        if isinstance(v.dtype, pd.CategoricalDtype):  # plain str/None: every part file gets the same schema
+            v = v.astype(object).where(v.notna(), None)
+        out[col if col not in out.columns else f"{col}_zc"] = v.to_numpy()
     lon, lat = res["lon_wgs84"].to_numpy(), res["lat_wgs84"].to_numpy()
     ok = np.isfinite(lon) & np.isfinite(lat)
     geom = gpd.GeoSeries(gpd.points_from_xy(np.where(ok, lon, 0), np.where(ok, lat, 0), crs=4326)).where(ok, None)

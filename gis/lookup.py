@@ -10,12 +10,15 @@ Rules (the same for one point and for a batch):
   and flagged snapped=True.
 Semantics are those of shapely's `covers`, computed exactly on the stored
 coordinates; no buffering. Batches go through precomputed grids (_CellGrid for
-the zone, _NearGrid for the nearest zone) that answer the same, point for point
-(tests/test_lookup_fast.py; speed in BENCHMARKS.md).
+the zone, _NearGrid for the nearest zone), walked by compiled loops
+(gis/lookup_kernels.py, numba) on all CPUs, that answer the same, point for
+point (tests/test_lookup_fast.py; speed in BENCHMARKS.md). Distances are in
+METRIC (EPSG:4547, CGCS2000 / 3-degree Gauss-Krüger CM 114E).
 """
 from __future__ import annotations
 
 import math
+import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +29,7 @@ import pandas as pd
 import shapely
 
 from . import crs as _crs
+from . import lookup_kernels as kernels
 from .boundaries import METRIC, BoundaryError, id_column, load_and_validate
 from .points import check_coordinates, coordinate_problem
 from .roster import Person, Roster
@@ -42,6 +46,47 @@ def _metric(x, y):
 
         _to_metric = pyproj.Transformer.from_crs("EPSG:4326", METRIC, always_xy=True)
     return _to_metric.transform(x, y)
+
+
+_to_wgs84 = None
+
+
+def _from_metric(x, y):
+    global _to_wgs84
+    if _to_wgs84 is None:
+        import pyproj
+
+        _to_wgs84 = pyproj.Transformer.from_crs(METRIC, "EPSG:4326", always_xy=True)
+    return _to_wgs84.transform(x, y)
+
+
+# Bulk batches are split over threads (the compiled loops release the GIL).
+_MIN_PART = 1 << 16
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _pool():
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix="zonechief-assign")
+    return _POOL
+
+
+def _in_parts(n: int, fn) -> list:
+    """[fn(a, b) for consecutive ranges covering 0..n], on the thread pool when n is large."""
+    parts = min(_threads(), max(1, n // _MIN_PART))
+    if parts == 1:
+        return [fn(0, n)]
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    return list(_pool().map(lambda k: fn(bounds[k], bounds[k + 1]), range(parts)))
 
 
 @dataclass
@@ -69,27 +114,13 @@ class Assignment:
         return d
 
 
-# What pandas makes of an object array of str/None here (pandas 3 with pyarrow: the arrow-backed "str").
+# The string dtype pandas infers for str (pandas 3 with pyarrow: "str"): the categories' dtype.
 _TEXT = pd.Series(np.array(["", None], dtype=object)).dtype
+_STATUS_DTYPE = pd.CategoricalDtype(pd.Index(STATUSES, dtype=_TEXT))
 
 
-def _take_text(values, idx, valid):
-    """values[idx], missing where not valid: the column pandas would infer from that object array.
-
-    Inferring a million-row object column costs ~50 ms; an arrow take ~5x less.
-    """
-    values = np.asarray(values, dtype=object)
-    present = np.array([v is not None for v in values], dtype=bool)
-    i = np.where(valid, idx, 0)
-    if isinstance(_TEXT, pd.StringDtype) and _TEXT.storage == "pyarrow" and len(values) and (np.take(present, i) & valid).any():
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        taken = pc.take(pa.array(list(values), type=pa.large_string()), pa.array(i, mask=~np.asarray(valid)))
-        return pd.array(taken, dtype=_TEXT)
-    out = values[i]  # all missing (pandas keeps object dtype then) or no arrow strings
-    out[~valid] = None
-    return out
+def _code_dtype(categories: int):
+    return np.int8 if categories < 127 else np.int16 if categories < 32767 else np.int32
 
 
 def _col(gdf, name):
@@ -110,13 +141,15 @@ def _col(gdf, name):
 # classified the same way; points in mixed subcells take the exact shapely pass.
 _GRID_CELLS = 1 << 20
 _GROW = 1.0 / 64
-_MIXED = -2
+_MIXED = kernels.MIXED
 _SUB = 8  # a mixed cell is split into 8 x 8 subcells: ~0.2 % of uniform points are left for shapely
-_CHUNK = 1 << 16  # points per step: temporaries stay ~2 MB whatever the batch size
 
 # Nearest unit for outside points: a metric grid whose cells list the only ring
 # segments that can be nearest to any point of the cell; distances are then
-# computed in numpy on those few segments instead of a GEOS nearest search.
+# computed on those few segments (gis/lookup_kernels.py) instead of a GEOS nearest
+# search. The compiled loop projects to METRIC with a fitted polynomial
+# (_LocalProjection), and, where only snapping needs a distance, skips cells
+# too far from every unit to snap (_mark_far_cells).
 _NEAR_MARGIN_M = 5000.0  # beyond this from the units' bounds: STRtree search
 _NEAR_CELL_M = 80.0
 
@@ -231,23 +264,8 @@ class _CellGrid:
     def to_grid(self, x, y):
         return (np.asarray(x) - self.x0) * self.ix, (np.asarray(y) - self.y0) * self.iy
 
-    def cells(self, x, y, bx, by):
-        """Flat cell index per point (buffers bx, by as long as x); anything off the grid, NaN included, lands on the border."""
-        np.subtract(x, self.x0, out=bx)
-        np.multiply(bx, self.ix, out=bx)
-        np.fmax(bx, 0, out=bx)  # fmax/fmin, not clip: NaN becomes 0, a border cell
-        np.fmin(bx, self.W - 1, out=bx)
-        np.subtract(y, self.y0, out=by)
-        np.multiply(by, self.iy, out=by)
-        np.fmax(by, 0, out=by)
-        np.fmin(by, self.H - 1, out=by)
-        cell = by.astype(np.int32)  # truncation is floor: values are >= 0
-        cell *= self.W
-        cell += bx.astype(np.int32)
-        return cell
-
     def classify_one(self, x: float, y: float) -> int:
-        """Class of one finite point's cell, or of its subcell if the cell is mixed: cells() and subcells() in plain Python."""
+        """Class of one finite point's cell, or of its subcell if the cell is mixed (kernels.classify in plain Python)."""
         gx = min(max((x - self.x0) * self.ix, 0.0), self.W - 1)
         gy = min(max((y - self.y0) * self.iy, 0.0), self.H - 1)
         cell = int(gy) * self.W + int(gx)
@@ -262,18 +280,6 @@ class _CellGrid:
         if block == len(self.mixed_cells) or self.mixed_cells[block] != cell:
             return _MIXED
         return int(self.sub[block * S * S + (fy % S) * S + fx % S])
-
-    def subcells(self, x, y):
-        """Subcell class for points whose cell is mixed (-2 again where the subcell is mixed too)."""
-        S = _SUB
-        fx = np.fmin(np.fmax((x - self.x0) * (self.ix * S), 0), self.W * S - 1).astype(np.int64)
-        fy = np.fmin(np.fmax((y - self.y0) * (self.iy * S), 0), self.H * S - 1).astype(np.int64)
-        cell = (fy // S) * self.W + fx // S
-        block = np.minimum(np.searchsorted(self.mixed_cells, cell), len(self.mixed_cells) - 1)
-        cls = np.take(self.sub, block * S * S + (fy % S) * S + fx % S)
-        cls[self.mixed_cells[block] != cell] = _MIXED  # not a mixed cell after all: the exact test decides
-        return cls
-
 
 def _sq_dist(px, py, seg, s):
     """Squared distance from points to segments seg[s]; an endpoint is used as stored, so ties are exact."""
@@ -324,16 +330,20 @@ class _NearGrid:
                 cj = np.stack([2 * cj, 2 * cj, 2 * cj + 1, 2 * cj + 1], axis=1).ravel()
                 cnt = np.repeat(cnt, 4)
                 cand = cand[_expand(np.repeat(first, 4), cnt)[0]]
-            cnt, cand = self._prune(ci, cj, cnt, cand, size)
+            cnt, cand, lower = self._prune(ci, cj, cnt, cand, size)
             first = np.cumsum(cnt) - cnt
         self.size, self.nx, self.ny = size, nx0 << levels, ny0 << levels
         # Store the lists in row-major cell order (CSR).
         order = np.argsort(cj * self.nx + ci)
         self.count = cnt[order].astype(np.int32)
+        self.lower = lower[order]  # no point of the cell is nearer than this to any unit
         self.start = (np.cumsum(self.count, dtype=np.int64) - self.count)
         self.cand = cand[_expand(first[order], cnt[order])[0]].astype(np.int32)
         self.mean_candidates = float(cnt.mean())
         self.seg_lists, self.unit_list = [a.tolist() for a in self.seg], self.unit.tolist()  # for query_one
+        self.seg_rows = np.ascontiguousarray(np.stack(self.seg))  # (7, segments), for the compiled loops
+        self.unit32 = self.unit.astype(np.int32)
+        self.params = np.array([self.X0, self.Y0, self.size, self.nx, self.ny], dtype="f8")
 
     def _prune(self, ci, cj, cnt, cand, size):
         """Keep the segments that can be nearest to some point of the cell.
@@ -345,15 +355,18 @@ class _NearGrid:
         owner = np.repeat(np.arange(len(ci)), cnt)
         cx, cy = self.X0 + (ci + 0.5) * size, self.Y0 + (cj + 0.5) * size
         keep = np.empty(len(cand), dtype=bool)
+        lower = np.empty(len(ci))
         first = np.cumsum(cnt) - cnt
         step = 1 << 13  # cells at a time: temporaries stay in cache
         for c0 in range(0, len(ci), step):
             p0, p1 = first[c0], first[c0 + step] if c0 + step < len(ci) else len(cand)
             o = owner[p0:p1]
             dist = np.sqrt(_sq_dist(np.take(cx, o), np.take(cy, o), self.seg, cand[p0:p1]))
-            dmin = np.take(np.minimum.reduceat(dist, first[c0:c0 + step] - p0), o - c0)
+            cell_min = np.minimum.reduceat(dist, first[c0:c0 + step] - p0)
+            lower[c0:c0 + step] = cell_min - h - 1e-6 * (1 + cell_min) - 1e-3
+            dmin = np.take(cell_min, o - c0)
             keep[p0:p1] = dist <= dmin + 2 * h + 1e-6 * (1 + dmin)  # slack for rounding
-        return np.bincount(owner[keep], minlength=len(ci)), cand[keep]
+        return np.bincount(owner[keep], minlength=len(ci)), cand[keep], lower
 
     def query_one(self, mx: float, my: float) -> tuple[int, float] | None:
         """query() for one point in plain Python, with the same arithmetic in the same order: same answer, bit for bit."""
@@ -378,26 +391,83 @@ class _NearGrid:
 
     def query(self, mx, my):
         """Nearest unit (smallest index on a tie) and distance, for metric points; -1 where off the grid."""
-        n = len(mx)
-        unit = np.full(n, -1, dtype=np.int64)
-        dist = np.full(n, np.nan)
-        for s0 in range(0, n, _CHUNK // 4):
-            px, py = mx[s0:s0 + _CHUNK // 4], my[s0:s0 + _CHUNK // 4]
-            fi, fj = (px - self.X0) / self.size, (py - self.Y0) / self.size
-            on = np.flatnonzero((fi >= 0) & (fi < self.nx) & (fj >= 0) & (fj < self.ny))
-            if not len(on):
-                continue
-            c = fj[on].astype(np.int64) * self.nx + fi[on].astype(np.int64)
-            k = np.take(self.count, c)
-            s, owner = _expand(np.take(self.start, c), k)
-            s = np.take(self.cand, s)
-            d2 = _sq_dist(np.take(px[on], owner), np.take(py[on], owner), self.seg, s)
-            first = np.cumsum(k) - k
-            best = np.minimum.reduceat(d2, first)
-            tied = np.where(d2 == np.take(best, owner), np.take(self.unit, s), np.iinfo(np.int64).max)
-            unit[s0 + on] = np.minimum.reduceat(tied, first)
-            dist[s0 + on] = np.sqrt(best)
-        return unit, dist
+        mx, my = np.ascontiguousarray(mx, dtype="f8"), np.ascontiguousarray(my, dtype="f8")
+        unit, dist = np.empty(len(mx), dtype=np.int32), np.empty(len(mx))
+        kernels.nearest_metric(mx, my, self.params, self.start, self.count, self.cand, self.seg_rows, self.unit32,
+                               unit, dist)
+        return unit.astype(np.int64), dist
+
+
+class _LocalProjection:
+    """WGS-84 -> METRIC as a degree-4 polynomial fitted over a lon/lat box.
+
+    pyproj costs ~100 ns a point and cannot be called inside the compiled loop; the
+    fit is checked against pyproj when built and used only if it is within 1 mm
+    everywhere in the box (over the shipped towns plus 5 km: 1e-7 m). Outside the
+    box, or if the check fails (boundaries far from the METRIC CRS's meridian),
+    pyproj is used.
+    """
+
+    TOLERANCE_M = 1e-3
+
+    def __init__(self, box):
+        lon_min, lat_min, lon_max, lat_max = box
+        self.lon0, self.lat0 = (lon_min + lon_max) / 2, (lat_min + lat_max) / 2
+        d = kernels.DEGREE
+        terms = [(i, j) for i in range(d + 1) for j in range(d + 1 - i)]
+
+        def design(lon, lat):
+            du, dv = lon - self.lon0, lat - self.lat0
+            return np.column_stack([du ** i * dv ** j for i, j in terms])
+
+        g = np.linspace(0.0, 1.0, 61)
+        u, v = (a.ravel() for a in np.meshgrid(g, g))
+        lon, lat = lon_min + u * (lon_max - lon_min), lat_min + v * (lat_max - lat_min)
+        X, Y = _metric(lon, lat)
+        A = design(lon, lat)
+        self.coef_x, self.coef_y = np.zeros((d + 1, d + 1)), np.zeros((d + 1, d + 1))
+        for coef, target in ((self.coef_x, X), (self.coef_y, Y)):
+            sol = np.linalg.lstsq(A, np.asarray(target), rcond=None)[0]
+            for (i, j), c in zip(terms, sol):
+                coef[i, j] = c
+        rng = np.random.default_rng(0)
+        lon = np.r_[rng.uniform(lon_min, lon_max, 20000), lon_min, lon_min, lon_max, lon_max]
+        lat = np.r_[rng.uniform(lat_min, lat_max, 20000), lat_min, lat_max, lat_min, lat_max]
+        X, Y = _metric(lon, lat)
+        mx, my = np.empty(len(lon)), np.empty(len(lon))
+        kernels.project(lon, lat, self.lon0, self.lat0, self.coef_x, self.coef_y, mx, my)
+        self.max_error_m = float(max(np.abs(mx - X).max(), np.abs(my - Y).max()))
+        ok = np.isfinite(self.max_error_m) and self.max_error_m <= self.TOLERANCE_M
+        self.box = (lon_min, lat_min, lon_max, lat_max) if ok else (np.inf, np.inf, -np.inf, -np.inf)
+        self.params = np.array([self.lon0, self.lat0, *self.box], dtype="f8")
+        self._cx, self._cy = self.coef_x.tolist(), self.coef_y.tolist()
+
+    def covers(self, x: float, y: float) -> bool:
+        return self.box[0] <= x <= self.box[2] and self.box[1] <= y <= self.box[3]
+
+    @staticmethod
+    def _poly(c, du, dv):  # kernels._poly in plain Python, same order
+        acc = 0.0
+        for i in range(kernels.DEGREE, -1, -1):
+            inner = 0.0
+            for j in range(kernels.DEGREE - i, -1, -1):
+                inner = inner * dv + c[i][j]
+            acc = acc * du + inner
+        return acc
+
+    def one(self, x: float, y: float) -> tuple[float, float]:
+        du, dv = x - self.lon0, y - self.lat0
+        return self._poly(self._cx, du, dv), self._poly(self._cy, du, dv)
+
+    def many(self, x, y):
+        """Metric coordinates: the polynomial inside the box (as in the compiled loop), pyproj elsewhere."""
+        x, y = np.ascontiguousarray(x, dtype="f8"), np.ascontiguousarray(y, dtype="f8")
+        mx, my = np.empty(len(x)), np.empty(len(x))
+        kernels.project(x, y, self.lon0, self.lat0, self.coef_x, self.coef_y, mx, my)
+        off = np.flatnonzero(~((x >= self.box[0]) & (x <= self.box[2]) & (y >= self.box[1]) & (y <= self.box[3])))
+        if len(off):
+            mx[off], my[off] = _metric(x[off], y[off])
+        return mx, my
 
 
 class ZoneIndex:
@@ -433,12 +503,13 @@ class ZoneIndex:
         shapely.prepare(self._zone_boundaries)
         self._unit_cols = {c: _col(self.units, c) for c in ("unit_id", "village_code", "village_name", "town", "town_code")}
         self._zone_names = self.zones["name"].to_numpy()
-        self._grid = self._near = None  # built on first bulk use
+        self._grid = self._near = self._proj = self._kargs = None  # built on first bulk use
         # Per unit, as Python str: zone_id, zone_name, village_code, village_name, town, town_code.
         self._unit_text = [(str(self._zone_of_unit[k]), str(self._zone_names[self._zone_idx_of_unit[k]]),
                             *(self._unit_cols[c][k] for c in ("village_code", "village_name", "town", "town_code")))
                            for k in range(len(self.units))]
         self._build_lock = threading.Lock()
+        self._maps_cache, self._lut_cache = {}, {}
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -500,30 +571,15 @@ class ZoneIndex:
                 if np.isfinite(x[i]) and np.isfinite(y[i]):
                     unit[i], interior[i] = self._locate_small(float(x[i]), float(y[i]))
             return unit, interior
-        grid = self._cell_grid()
-        if grid is None:
-            return self._locate_exact(x, y)
         n = len(x)
-        unit = np.empty(n, dtype=np.int32)  # 5 bytes a point with `interior`; the rest is per chunk
-        interior = np.empty(n, dtype=bool)
-        bx, by = np.empty(min(n, _CHUNK)), np.empty(min(n, _CHUNK))
-        mixed = []
-        for s0 in range(0, n, _CHUNK):
-            s1 = min(n, s0 + _CHUNK)
-            m = s1 - s0
-            cls = np.take(grid.table, grid.cells(x[s0:s1], y[s0:s1], bx[:m], by[:m]))
-            unit[s0:s1] = cls
-            np.greater_equal(cls, 0, out=interior[s0:s1])
-            mixed.append(np.flatnonzero(cls == _MIXED) + s0)
-        todo = np.concatenate(mixed)
-        cls = grid.subcells(x[todo], y[todo])
-        unit[todo] = cls
-        interior[todo] = cls >= 0
-        todo = todo[cls == _MIXED]
-        unit[todo] = -1
-        self._pass(x, y, unit, todo, shapely.contains_xy)
-        interior[todo] = unit[todo] >= 0
-        self._cover_pass(x, y, unit, todo[~interior[todo]])
+        unit = np.empty(n, dtype=np.int32)
+        status = np.empty(n, dtype=np.int8)  # 6 bytes a point in all, with `interior`
+        flagged = self._run_kernel(x, y, unit, status, None, None, check_range=False)
+        exact = np.flatnonzero(status == kernels.NEED_EXACT) if flagged else np.empty(0, dtype=np.intp)
+        interior = status == kernels.INSIDE
+        del status
+        if len(exact):
+            unit[exact], interior[exact] = self._locate_exact(x[exact], y[exact])
         return unit, interior
 
     def _locate_small(self, x: float, y: float) -> tuple[int, bool]:
@@ -588,6 +644,97 @@ class ZoneIndex:
                     self._near = _NearGrid(self._metric_geoms) if ok else False
         return self._near or None
 
+    def _projection(self) -> _LocalProjection | None:
+        near = self._near_grid()
+        if near is not None and self._proj is None:
+            with self._build_lock:
+                if self._proj is None:
+                    # the lon/lat box around the nearest-unit grid (its outline, back from METRIC)
+                    t = np.linspace(0.0, 1.0, 201)
+                    X1, Y1 = near.X0 + near.nx * near.size, near.Y0 + near.ny * near.size
+                    mx = np.r_[near.X0 + t * (X1 - near.X0), np.full_like(t, X1), X1 - t * (X1 - near.X0), np.full_like(t, near.X0)]
+                    my = np.r_[np.full_like(t, near.Y0), near.Y0 + t * (Y1 - near.Y0), np.full_like(t, Y1), Y1 - t * (Y1 - near.Y0)]
+                    lon, lat = _from_metric(mx, my)
+                    self._proj = _LocalProjection((float(np.min(lon)), float(np.min(lat)), float(np.max(lon)), float(np.max(lat))))
+        return self._proj if near is not None else None
+
+    def _kernel_args(self) -> tuple:
+        """The grids as the arrays kernels.classify takes; a missing grid becomes one that flags every point."""
+        if self._kargs is None:
+            grid, near, proj = self._cell_grid(), self._near_grid(), self._projection()
+            if grid is not None:
+                table = np.append(grid.table, grid.table.dtype.type(kernels.INVALID_CLASS))  # where bad points go
+                table[table == kernels.OUT_FAR] = kernels.OUT_NEAR  # refined below, once the rest is ready
+                g = (np.array([grid.x0, grid.y0, grid.ix, grid.iy, grid.W, grid.H, _SUB], dtype="f8"),
+                     table, grid.mixed_cells.astype(np.int64), grid.sub)
+            else:  # one mixed cell and no subcells: everything goes to the exact pass
+                g = (np.array([0, 0, 0, 0, 1, 1, _SUB], dtype="f8"), np.array([_MIXED, kernels.INVALID_CLASS], dtype=np.int8),
+                     np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int8))
+            if near is not None:
+                n = (near.params, near.start, near.count, near.lower, near.cand, near.seg_rows, near.unit32)
+            else:  # nx = 0: every point is off the grid
+                n = (np.array([0, 0, 1, 0, 0], dtype="f8"), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int32),
+                     np.zeros(1), np.empty(0, dtype=np.int32), np.empty((7, 0)), np.empty(0, dtype=np.int32))
+            if proj is not None:
+                pr = (proj.params, proj.coef_x, proj.coef_y)
+            else:
+                pr = (np.array([0, 0, np.inf, np.inf, -np.inf, -np.inf]), np.zeros((5, 5)), np.zeros((5, 5)))
+            self._kargs = (*g, *pr, n[0], *n[1:])
+            if grid is not None and near is not None and proj is not None and self.snap_tolerance_m < _NEAR_MARGIN_M:
+                self._mark_far_cells(grid, proj)
+        return self._kargs
+
+    def _mark_far_cells(self, grid, proj):
+        """OUT_FAR for pure outside cells whose every point is beyond the snap tolerance: their points skip the
+        distance search when only snapping needs it (assign(nearest=False)).
+
+        A cell is far if its centre is farther than tolerance + h from every unit, h being the largest
+        half-diagonal of a cell in metres; the centres are answered by the kernel itself.
+        """
+        table = self._kargs[1]
+        out = np.flatnonzero(table == kernels.OUT_NEAR)
+        W = grid.W
+        cx = grid.x0 + (out % W + 0.5) * grid.dx
+        cy = grid.y0 + (out // W + 0.5) * grid.dy
+        corner_x = np.array([grid.x0, grid.x0, grid.x0 + W * grid.dx, grid.x0 + W * grid.dx])
+        corner_y = np.array([grid.y0, grid.y0 + grid.H * grid.dy, grid.y0, grid.y0 + grid.H * grid.dy])
+        p00, p11 = proj.many(corner_x, corner_y), proj.many(corner_x + grid.dx, corner_y + grid.dy)
+        p10, p01 = proj.many(corner_x + grid.dx, corner_y), proj.many(corner_x, corner_y + grid.dy)
+        diag = max(np.hypot(p11[0] - p00[0], p11[1] - p00[1]).max(), np.hypot(p10[0] - p01[0], p10[1] - p01[1]).max())
+        reach = self.snap_tolerance_m + 0.5 * diag * 1.001 + 0.01
+        unit, status = np.empty(len(out), dtype=np.int32), np.empty(len(out), dtype=np.int8)
+        near_u, dist = np.empty(len(out), dtype=np.int32), np.empty(len(out))
+        a = self._kargs
+        kernels.classify(cx, cy, *a, reach, kernels.SNAP_ONLY, False, self._luts(kernels.SNAP_ONLY), unit, status,
+                         near_u, dist)
+        table[out[status == kernels.OUTSIDE]] = kernels.OUT_FAR
+
+    def _luts(self, mode):
+        if mode not in self._lut_cache:
+            self._lut_cache[mode] = kernels.lookup_tables(mode, len(self._geoms))
+        return self._lut_cache[mode]
+
+    def _run_kernel(self, x, y, unit, status, nearest, dist, check_range, all_nearest=True) -> int:
+        """kernels.classify over the points, in chunks on as many threads as there are CPUs; returns the flagged count.
+
+        nearest/dist None: locate only (outside points get OUTSIDE, no nearest unit, no snapping);
+        all_nearest False: nearest unit and distance only where they snap (see assign).
+        """
+        (g, table, mixed, sub, pp, cx, cy, npar, start, count, lower, cand, seg, segu) = self._kernel_args()
+        with_nearest = nearest is not None
+        mode = kernels.ALL_NEAREST if with_nearest and all_nearest else kernels.SNAP_ONLY if with_nearest else kernels.LOCATE
+        luts = self._luts(mode)
+        if not with_nearest:
+            nearest, dist = np.empty(0, dtype=np.int32), np.empty(0)
+        snap = float(self.snap_tolerance_m)
+
+        def run(a, b):
+            return kernels.classify(x[a:b], y[a:b], g, table, mixed, sub, pp, cx, cy, npar, start, count, lower, cand,
+                                    seg, segu, snap, mode, check_range, luts, unit[a:b], status[a:b],
+                                    nearest[a:b] if with_nearest else nearest, dist[a:b] if with_nearest else dist)
+
+        return sum(_in_parts(len(x), run))
+
     def _nearest(self, mx, my) -> tuple[np.ndarray, np.ndarray]:
         """Nearest unit (smallest index on a tie) and distance in metres, for points in METRIC outside every unit."""
         near = self._near_grid()
@@ -606,45 +753,77 @@ class ZoneIndex:
             dist[far[got]] = shapely.distance(pts[got], self._metric_geoms[best[got]])
         return unit, dist
 
-    def _classify(self, x, y):
-        """Unit, zone-boundary flag, snapped flag, nearest unit, distance (m), status code (STATUSES) per point."""
+    def _classify(self, x, y, check_range=False, all_nearest=True, clean=True):
+        """Unit, nearest unit, distance (m), status code (STATUSES) per point.
+
+        clean=False: nearest and dist hold garbage where not computed (kernels.clean_nearest, which
+        _frame runs, tidies them).
+
+        check_range: also treat |lon| > 180 or |lat| > 90 as invalid (input not checked before);
+        all_nearest False: nearest unit and distance only for snapped points (-1 and NaN for other outside ones).
+        """
+        all_nearest = all_nearest or self.snap_tolerance_m >= _NEAR_MARGIN_M  # the kernel's shortcut needs tol < margin
         n = len(x)
-        unit, interior = self.locate(x, y)
-        onb = np.zeros(n, dtype=bool)
-        edge = np.flatnonzero((unit >= 0) & ~interior)
-        if len(edge):
-            zb = self._zone_boundaries[self._zone_idx_of_unit[unit[edge]]]
-            onb[edge] = shapely.intersects_xy(zb, x[edge], y[edge])
-        finite = np.isfinite(x) & np.isfinite(y)
-        dist = np.zeros(n)
-        nearest = np.full(n, -1, dtype=np.int64)
-        out = np.flatnonzero((unit < 0) & finite)
-        snapped = np.zeros(n, dtype=bool)
-        if len(out):
-            mx, my = _metric(x[out], y[out])
-            nu, d = self._nearest(np.asarray(mx, dtype="f8"), np.asarray(my, dtype="f8"))
-            got = nu >= 0
-            nearest[out[got]] = nu[got]
-            dist[out[got]] = d[got]
-            near_ok = out[got][d[got] <= self.snap_tolerance_m]
-            snapped[near_ok] = True
-            unit[near_ok] = nearest[near_ok]
-        dist[~finite] = np.nan
-        status = np.full(n, STATUSES.index("outside"), dtype=np.int8)  # codes into STATUSES
-        status[unit >= 0] = STATUSES.index("inside")
-        status[onb] = STATUSES.index("boundary")
-        status[snapped] = STATUSES.index("snapped")
-        status[~finite] = STATUSES.index("invalid")
-        return unit, onb, snapped, nearest, dist, status
+        unit = np.empty(n, dtype=np.int32)
+        status = np.empty(n, dtype=np.int8)
+        nearest = np.empty(n, dtype=np.int32)
+        dist = np.empty(n)
+        if self._run_kernel(x, y, unit, status, nearest, dist, check_range, all_nearest):
+            self._settle(x, y, np.flatnonzero(status >= kernels.NEED_EXACT), unit, status, nearest, dist, all_nearest)
+        if clean:
+            _in_parts(n, lambda a, b: kernels.clean_nearest(status[a:b], nearest[a:b], dist[a:b], all_nearest, False))
+        return unit, nearest, dist, status, all_nearest
+
+    def _settle(self, x, y, flagged, unit, status, nearest, dist, all_nearest=True):
+        """The points the kernel left: exact locate (mixed subcells), then nearest unit via pyproj/GEOS where needed."""
+        exact = flagged[status[flagged] == kernels.NEED_EXACT]
+        far = flagged[status[flagged] == kernels.NEED_NEAREST]
+        if len(exact):
+            u, interior = self._locate_exact(x[exact], y[exact])
+            unit[exact] = u
+            status[exact] = kernels.INSIDE
+            edge = np.flatnonzero((u >= 0) & ~interior)
+            if len(edge):
+                zb = self._zone_boundaries[self._zone_idx_of_unit[u[edge]]]
+                on = shapely.intersects_xy(zb, x[exact[edge]], y[exact[edge]])
+                status[exact[edge[on]]] = kernels.BOUNDARY
+            far = np.concatenate([far, exact[u < 0]])
+        if not len(far):
+            return
+        proj = self._projection()
+        mx, my = proj.many(x[far], y[far]) if proj is not None else _metric(x[far], y[far])
+        nu, d = self._nearest(np.asarray(mx, dtype="f8"), np.asarray(my, dtype="f8"))
+        got = nu >= 0
+        nearest[far] = np.where(got, nu, -1)
+        dist[far] = np.where(got, d, 0.0)
+        snap = got & (d <= self.snap_tolerance_m)
+        unit[far] = np.where(snap, nu, -1)
+        status[far] = np.where(snap, kernels.SNAPPED, kernels.OUTSIDE)
+        if not all_nearest:
+            nearest[far[~snap]] = -1
+            dist[far[~snap]] = np.nan
 
     # ---------------------------------------------------------------- public API
-    def assign(self, lons, lats=None, crs: str = "wgs84", at=None) -> pd.DataFrame:
+    def assign(self, lons, lats=None, crs: str = "wgs84", at=None, nearest: bool = True) -> pd.DataFrame:
         """Assign many points. Returns one row per input point, in input order.
 
         `lons, lats` are array-likes in `crs`; or pass a GeoSeries / GeoDataFrame
         as `lons` (its own CRS is used; `crs` names it when it has none, e.g.
         "gcj02"). Rows that cannot be assigned are kept, with status
         "outside" or "invalid"; nothing is dropped.
+
+        Columns: zone_id, zone_name, village_code, village_name, town, chief_id,
+        chief_name, chief_phone, inspector_ids, status, on_boundary, snapped,
+        distance_m, nearest_zone_id, lon_wgs84, lat_wgs84, problem. Text columns
+        are pandas Categoricals (one small integer code per point). For WGS-84
+        float64 input without invalid points, lon_wgs84/lat_wgs84 are the input
+        arrays themselves, not copies.
+
+        nearest=True gives every outside point its nearest zone and the distance
+        in metres; nearest=False only the snapped ones (the others get no
+        nearest_zone_id and distance_m NaN), which skips the distance search for
+        points far from every zone: the zones, chiefs, statuses and snapping are
+        the same either way.
         """
         geo = None
         if isinstance(lons, (gpd.GeoSeries, gpd.GeoDataFrame)):
@@ -661,54 +840,97 @@ class ZoneIndex:
             ys = np.asarray(lats, dtype="f8").ravel()
             if xs.shape != ys.shape:
                 raise ValueError(f"lons and lats differ in length ({len(xs)} vs {len(ys)})")
-        xs = np.asarray(xs, dtype="f8")
-        ys = np.asarray(ys, dtype="f8")
-        ok = check_coordinates(xs, ys, crs, raise_error=False)
-        lon, lat = _crs.to_wgs84(np.where(ok, xs, np.nan), np.where(ok, ys, np.nan), crs)
-        lon = np.atleast_1d(np.asarray(lon, dtype="f8"))
-        lat = np.atleast_1d(np.asarray(lat, dtype="f8"))
-        unit, onb, snapped, nearest, dist, status = self._classify(lon, lat)
-        df = self._frame(unit, onb, snapped, nearest, dist, status, lon, lat, at)
-        df["problem"] = None
-        bad = np.flatnonzero(~ok)
-        df.loc[bad, "problem"] = [coordinate_problem(float(xs[i]), float(ys[i]), crs) for i in bad]
+        xs = np.ascontiguousarray(xs, dtype="f8")
+        ys = np.ascontiguousarray(ys, dtype="f8")
+        if _crs.normalize_crs(crs) == "wgs84":
+            # The kernel checks finiteness and range itself; lon_wgs84/lat_wgs84 then share the input's memory.
+            lon, lat = xs, ys
+            unit, near, dist, status, all_near = self._classify(lon, lat, check_range=True, all_nearest=nearest, clean=False)
+        else:
+            ok = check_coordinates(xs, ys, crs, raise_error=False)
+            lon, lat = _crs.to_wgs84(np.where(ok, xs, np.nan), np.where(ok, ys, np.nan), crs)
+            lon = np.atleast_1d(np.asarray(lon, dtype="f8"))
+            lat = np.atleast_1d(np.asarray(lat, dtype="f8"))
+            unit, near, dist, status, all_near = self._classify(lon, lat, all_nearest=nearest, clean=False)
+        df = self._frame(unit, near, dist, status, all_near, lon, lat, at,
+                         lambda bad: [coordinate_problem(float(xs[i]), float(ys[i]), crs) for i in bad])
         if geo is not None:
             base = geo if isinstance(geo, gpd.GeoDataFrame) else gpd.GeoDataFrame(geometry=geo)
             # Positional, not an index join: a duplicated index label must not multiply rows.
             out = base.copy()
             for c in df.columns:
-                out[c + "_zc" if c in base.columns else c] = df[c].to_numpy()
+                out[c + "_zc" if c in base.columns else c] = df[c].array
             return out
         return df
 
-    def _frame(self, unit, onb, snapped, nearest, dist, status, lon, lat, at) -> pd.DataFrame:
-        has = unit >= 0
+    def _code_maps(self, at):
+        """Unit -> category code per text column, for the roster on `at`'s day: (maps, {column: (map row, dtype)}).
 
-        def pick(per_unit):
-            return _take_text(per_unit, unit, has)
-
+        Each column's value per unit is factorized once; columns with the same unit -> code
+        map share one row. maps[:, 0] is -1 (no unit). Cached per distinct set of values.
+        """
         chiefs = self.roster.chiefs_by_zone(at) if self.roster else {}
         insp = self.roster.inspectors_by_zone(at) if self.roster else {}
-        # Per unit first, then one take per column: no Python loop over the points.
         zu = self._zone_of_unit
-        return pd.DataFrame({
-            "zone_id": pick(zu),
-            "zone_name": pick(self._zone_names[self._zone_idx_of_unit]),
-            "village_code": pick(self._unit_cols["village_code"]),
-            "village_name": pick(self._unit_cols["village_name"]),
-            "town": pick(self._unit_cols["town"]),
-            "chief_id": pick([chiefs[z].person_id if z in chiefs else None for z in zu]),
-            "chief_name": pick([chiefs[z].name if z in chiefs else None for z in zu]),
-            "chief_phone": pick([chiefs[z].phone if z in chiefs else None for z in zu]),
-            "inspector_ids": pick([";".join(p.person_id for p in insp.get(z, [])) for z in zu]),
-            "status": _take_text(STATUSES, status, np.ones(len(status), dtype=bool)),
-            "on_boundary": onb,
-            "snapped": snapped,
-            "distance_m": np.round(dist, 2),
-            "nearest_zone_id": _take_text(zu, nearest, nearest >= 0),
-            "lon_wgs84": lon,
-            "lat_wgs84": lat,
-        })
+        per_unit = {
+            "zone_id": zu,
+            "zone_name": self._zone_names[self._zone_idx_of_unit],
+            "village_code": self._unit_cols["village_code"],
+            "village_name": self._unit_cols["village_name"],
+            "town": self._unit_cols["town"],
+            "chief_id": [chiefs[z].person_id if z in chiefs else None for z in zu],
+            "chief_name": [chiefs[z].name if z in chiefs else None for z in zu],
+            "chief_phone": [chiefs[z].phone if z in chiefs else None for z in zu],
+            "inspector_ids": [";".join(p.person_id for p in insp.get(z, [])) for z in zu],
+        }
+        key = tuple(tuple(v) for v in per_unit.values())
+        hit = self._maps_cache.get(key)
+        if hit is None:
+            maps, row_of, cols = [], {}, {}
+            for name, values in per_unit.items():
+                codes, uniques = pd.factorize(np.asarray(values, dtype=object).reshape(-1))  # first-seen order: shared maps
+                if codes.tobytes() not in row_of:
+                    row_of[codes.tobytes()] = len(maps)
+                    maps.append(codes)
+                cols[name] = (row_of[codes.tobytes()], pd.CategoricalDtype(pd.Index(uniques, dtype=_TEXT)))
+            dt = _code_dtype(max((len(d.categories) for _, d in cols.values()), default=0))
+            maps = np.column_stack([np.full(len(maps), -1), np.array(maps).reshape(len(maps), len(zu))]).astype(dt)
+            hit = (maps, cols)
+            if len(self._maps_cache) > 16:  # a roster change per day; keep it bounded
+                self._maps_cache.clear()
+            self._maps_cache[key] = hit
+        return hit
+
+    def _frame(self, unit, nearest, dist, status, all_nearest, lon, lat, at, problems_of) -> pd.DataFrame:
+        """The result table. Text columns are Categoricals: a code per point (int8 up to 126 values), no strings.
+
+        problems_of(indices of invalid points) gives their problem messages; those points get NaN lon/lat.
+        """
+        n = len(unit)
+        maps, cats = self._code_maps(at)
+        zone_row, zone_dtype = cats["zone_id"]
+        codes = np.empty((len(maps) + 1, n), dtype=maps.dtype)
+        onb, snapped = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+        invalid = _in_parts(n, lambda a, b: kernels.finish(unit[a:b], nearest[a:b], status[a:b], dist[a:b], all_nearest,
+                                                          maps, zone_row,
+                                                 codes[:, a:b], onb[a:b], snapped[a:b]))
+        cols = {name: pd.Categorical.from_codes(codes[row], dtype=dtype, validate=False) for name, (row, dtype) in cats.items()}
+        cols["status"] = pd.Categorical.from_codes(status, dtype=_STATUS_DTYPE, validate=False)
+        cols["on_boundary"] = onb
+        cols["snapped"] = snapped
+        cols["distance_m"] = dist
+        cols["nearest_zone_id"] = pd.Categorical.from_codes(codes[-1], dtype=zone_dtype, validate=False)
+        cols["lon_wgs84"] = lon
+        cols["lat_wgs84"] = lat
+        bad = np.flatnonzero(status == kernels.INVALID) if sum(invalid) else np.empty(0, dtype=np.intp)
+        if len(bad):  # not the input's values (lon/lat may be the input arrays themselves)
+            cols["lon_wgs84"], cols["lat_wgs84"] = lon.copy(), lat.copy()
+            cols["lon_wgs84"][bad] = cols["lat_wgs84"][bad] = np.nan
+        pcodes, puniques = pd.factorize(np.asarray(problems_of(bad), dtype=object), sort=True)
+        p = np.full(n, -1, dtype=_code_dtype(len(puniques)))
+        p[np.asarray(bad, dtype=np.intp)] = pcodes
+        cols["problem"] = pd.Categorical.from_codes(p, categories=pd.Index(puniques, dtype=_TEXT), validate=False)
+        return pd.DataFrame(cols, copy=False)
 
     def lookup(self, lon: float, lat: float, crs: str = "wgs84", at=None) -> Assignment:
         """Answer one point. Raises CoordinateError / UnknownCRSError on bad input."""
@@ -728,7 +950,8 @@ class ZoneIndex:
             shapely.intersects_xy(self._zone_boundaries[self._zone_idx_of_unit[unit]], x, y))
         nearest, dist, snapped = -1, 0.0, False
         if unit < 0:
-            mx, my = _metric(x, y)
+            proj = self._projection()
+            mx, my = proj.one(x, y) if proj is not None and proj.covers(x, y) else _metric(x, y)
             near = self._near_grid()
             found = near.query_one(float(mx), float(my)) if near is not None else None
             if found is None:  # off the grid: the same GEOS search as in bulk
@@ -757,7 +980,8 @@ class ZoneIndex:
         ok = check_coordinates(xs, ys, crs, raise_error=False)
         x, y = _crs.to_wgs84(np.where(ok, xs, np.nan), np.where(ok, ys, np.nan), crs)
         x, y = np.atleast_1d(x), np.atleast_1d(y)
-        unit, onb, snapped, nearest, dist, status = self._classify(x, y)
+        unit, nearest, dist, status, _ = self._classify(x, y)
+        onb, snapped = status == kernels.BOUNDARY, status == kernels.SNAPPED
         chiefs = self.roster.chiefs_by_zone(at) if self.roster else {}
         insp = self.roster.inspectors_by_zone(at) if self.roster else {}
         out = []

@@ -73,9 +73,9 @@ def test_dask_on_a_local_cluster_equals_the_in_memory_engine(data, zone_index):
     ref = zone_index.assign(pts)
     assert list(got.columns) == [c for c in ref.columns if c != "geometry"] + ["geometry"]
     assert got["rid"].tolist() == list(range(N))
-    pd.testing.assert_frame_equal(got.drop(columns="geometry"),
-                                  pd.DataFrame(ref.drop(columns="geometry")).reset_index(drop=True),
-                                  check_dtype=False)
+    ref = pd.DataFrame(ref.drop(columns="geometry")).reset_index(drop=True)
+    ref = ref.astype({c: str for c, t in ref.dtypes.items() if isinstance(t, pd.CategoricalDtype)})  # written as str
+    pd.testing.assert_frame_equal(got.drop(columns="geometry"), ref, check_dtype=False)
     counts = got["status_zc"].value_counts()
     assert res.counts == {k: int(v) for k, v in counts.items()}
     assert counts["invalid"] == 400 and {"inside", "boundary", "outside", "snapped"} <= set(counts.index)

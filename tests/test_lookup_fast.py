@@ -20,6 +20,7 @@ from typing import Annotated
 import geopandas as gpd
 import httpx
 import numpy as np
+import pandas as pd
 import pyproj
 import pytest
 import shapely
@@ -475,3 +476,120 @@ def test_get_lookup_answers_as_with_query_parameters(idx):
             assert (a.status_code, a.headers["content-type"]) == (b.status_code, b.headers["content-type"]), q
             assert a.json() == b.json(), q
         assert c.head(f"{ours.url}/v1/lookup?lon=114.05&lat=23.06").status_code == 405  # as for any FastAPI GET route
+
+
+# --------------------------------------------------------------------------- nearest=False, far cells, projection
+
+_TO_WGS = pyproj.Transformer.from_crs("EPSG:4547", "EPSG:4326", always_xy=True)
+SAME = ["zone_id", "zone_name", "village_code", "chief_id", "status", "on_boundary", "snapped", "lon_wgs84", "lat_wgs84"]
+
+
+def check_lean_equals_full(index, lon, lat):
+    """assign(nearest=False) assigns exactly as assign(); it leaves out only unsnapped outside distances."""
+    full = index.assign(lon, lat)
+    lean = index.assign(lon, lat, nearest=False)
+    pd.testing.assert_frame_equal(lean[SAME], full[SAME])
+    snapped = full["snapped"].to_numpy()
+    outside = (full["status"] == "outside").to_numpy()
+    inside = full["status"].isin(["inside", "boundary"]).to_numpy()
+    np.testing.assert_array_equal(lean["distance_m"].to_numpy()[snapped], full["distance_m"].to_numpy()[snapped])
+    assert lean["nearest_zone_id"][snapped].equals(full["nearest_zone_id"][snapped])
+    assert lean["distance_m"][outside].isna().all() and lean["nearest_zone_id"][outside].isna().all()
+    assert (lean["distance_m"][inside] == 0).all() and lean["nearest_zone_id"][inside].isna().all()
+    return full
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), tol=st.sampled_from([None, 0.0, 1.0, 37.5, 250.0]))
+def test_nearest_false_assigns_the_same(idx, seed, tol):
+    """Around the outline up to 300 m out (where snapping is decided), on vertices and edges, and uniform."""
+    index = idx if tol is None else _with_tolerance(tol)
+    rng = np.random.default_rng(seed)
+    mx, my = _near_outline_points(400, seed, max_r=300)
+    lon, lat = _TO_WGS.transform(mx, my)
+    lon = np.concatenate([lon, rng.uniform(MINX - 0.05, MAXX + 0.05, 400), VERTICES[:50, 0], EDGE_POINTS[:50, 0]])
+    lat = np.concatenate([lat, rng.uniform(MINY - 0.05, MAXY + 0.05, 400), VERTICES[:50, 1], EDGE_POINTS[:50, 1]])
+    full = check_lean_equals_full(index, lon, lat)
+    assert full["snapped"].any() or index.snap_tolerance_m == 0
+
+
+_TOLERANCE_INDEXES = {}
+
+
+def _with_tolerance(tol):
+    if tol not in _TOLERANCE_INDEXES:
+        _TOLERANCE_INDEXES[tol] = ZoneIndex(IDX.units, IDX.roster, snap_tolerance_m=tol)
+    return _TOLERANCE_INDEXES[tol]
+
+
+def test_far_cells_are_beyond_the_tolerance(idx):
+    """Every point of a cell marked OUT_FAR is farther than the snap tolerance from every village (brute
+    force), tested on the far cells next to a searched one, where a mistake would show, corners included."""
+    from gis import lookup_kernels as K
+
+    table, g = idx._kernel_args()[1], GRID
+    cells = table[:-1].reshape(g.H, g.W)
+    far = cells == K.OUT_FAR
+    searched = (cells == K.OUT_NEAR) | (cells == K.MIXED) | (cells >= 0)
+    edge = far & (np.roll(searched, 1, 0) | np.roll(searched, -1, 0) | np.roll(searched, 1, 1) | np.roll(searched, -1, 1))
+    assert far.mean() > 0.5 and edge.sum() > 1000  # most outside cells are skipped
+    rng = np.random.default_rng(5)
+    r, c = np.nonzero(edge)
+    pick = rng.choice(len(r), 1500, replace=False)
+    fx = np.concatenate([rng.uniform(0, 1, 1500), rng.integers(0, 2, 1500)])  # inside the cells, and their corners
+    fy = np.concatenate([rng.uniform(0, 1, 1500), rng.integers(0, 2, 1500)])
+    cc, rr = np.tile(c[pick], 2), np.tile(r[pick], 2)
+    lon, lat = g.x0 + (cc + fx) * g.dx, g.y0 + (rr + fy) * g.dy
+    mx, my = _TO_M.transform(lon, lat)
+    assert ref_nearest(mx, my).min(axis=0).min() > idx.snap_tolerance_m
+
+
+@settings(max_examples=300, deadline=None)
+@given(u=st.floats(0, 1), v=st.floats(0, 1))
+def test_fitted_projection(idx, u, v):
+    """The polynomial used in the compiled loop: within 1 mm of pyproj, and the same bits in Python and numba."""
+    proj = idx._projection()
+    lon_min, lat_min, lon_max, lat_max = proj.box
+    lon, lat = lon_min + u * (lon_max - lon_min), lat_min + v * (lat_max - lat_min)
+    mx, my = proj.many(np.array([lon] * 3), np.array([lat] * 3))
+    assert proj.one(lon, lat) == (mx[0], my[0])
+    X, Y = _TO_M.transform(lon, lat)
+    assert abs(mx[0] - X) < 1e-3 and abs(my[0] - Y) < 1e-3
+    assert proj.max_error_m < 1e-6  # over the shipped towns the fit is far better than needed
+
+
+def test_without_the_fitted_projection_answers_the_same(monkeypatch):
+    """Boundaries where the polynomial would not fit (far from the METRIC meridian) take pyproj instead."""
+    from gis.lookup import _LocalProjection
+
+    monkeypatch.setattr(_LocalProjection, "TOLERANCE_M", 0.0)
+    plain = ZoneIndex(IDX.units, IDX.roster)
+    assert plain._projection().box[0] == np.inf  # rejected: nothing is projected with it
+    rng = np.random.default_rng(8)
+    mx, my = _near_outline_points(500, 8, max_r=3000)
+    lon, lat = _TO_WGS.transform(mx, my)
+    lon = np.concatenate([lon, rng.uniform(MINX - 0.1, MAXX + 0.1, 2000)])
+    lat = np.concatenate([lat, rng.uniform(MINY - 0.1, MAXY + 0.1, 2000)])
+    a, b = IDX.assign(lon, lat), plain.assign(lon, lat)
+    pd.testing.assert_frame_equal(a.drop(columns="distance_m"), b.drop(columns="distance_m"))
+    np.testing.assert_allclose(a["distance_m"], b["distance_m"], atol=0.011)  # cm rounding of a 1e-7 m difference
+    check_lean_equals_full(plain, lon, lat)
+    one = [plain.lookup(float(p), float(q)) for p, q in zip(lon[::50], lat[::50])]
+    assert [o.nearest_zone_id for o in one] == list(b["nearest_zone_id"].astype(object).where(b["nearest_zone_id"].notna(), None)[::50])
+
+
+def test_assign_leaves_the_input_alone_and_flags_bad_points(idx):
+    x = np.array([114.05, np.nan, 200.0, 114.1, np.inf] * 20000)
+    y = np.array([23.0, 23.0, 23.0, 95.0, 22.9] * 20000)
+    x0, y0 = x.copy(), y.copy()
+    df = idx.assign(x, y)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y, y0)
+    bad = np.tile([False, True, True, True, True], 20000)
+    assert (df["status"][bad] == "invalid").all() and (df["status"][~bad] != "invalid").all()
+    assert df["lon_wgs84"][bad].isna().all() and df["problem"][~bad].isna().all()
+    assert df["problem"][bad].str.contains("out of range|finite").all()
+    np.testing.assert_array_equal(df["lon_wgs84"][~bad], x[~bad])
+    ok_x, ok_y = x[~bad], y[~bad]  # all valid: lon_wgs84/lat_wgs84 are the input arrays, as documented
+    clean = idx.assign(ok_x, ok_y)
+    assert np.shares_memory(clean["lon_wgs84"].to_numpy(), ok_x) and np.shares_memory(clean["lat_wgs84"].to_numpy(), ok_y)
