@@ -80,6 +80,15 @@ def _pool():
     return _POOL
 
 
+def _forget_pool():  # a forked child has none of its parent's threads
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _in_parts(n: int, fn) -> list:
     """[fn(a, b) for consecutive ranges covering 0..n], on the thread pool when n is large."""
     parts = min(_threads(), max(1, n // _MIN_PART))
@@ -142,7 +151,7 @@ def _col(gdf, name):
 _GRID_CELLS = 1 << 20
 _GROW = 1.0 / 64
 _MIXED = kernels.MIXED
-_SUB = 8  # a mixed cell is split into 8 x 8 subcells: ~0.2 % of uniform points are left for shapely
+_SUB = 8  # a mixed cell is split into 8 x 8 subcells: ~0.15 % of uniform points are left for shapely
 
 # Nearest unit for outside points: a metric grid whose cells list the only ring
 # segments that can be nearest to any point of the cell; distances are then
@@ -152,6 +161,7 @@ _SUB = 8  # a mixed cell is split into 8 x 8 subcells: ~0.2 % of uniform points 
 # too far from every unit to snap (_mark_far_cells).
 _NEAR_MARGIN_M = 5000.0  # beyond this from the units' bounds: STRtree search
 _NEAR_CELL_M = 80.0
+_INLINE = 16  # int16 entries per cell row: a count and up to 15 candidates (99.9 % of the cells)
 
 
 def _ring_coords(geoms):
@@ -344,6 +354,16 @@ class _NearGrid:
         self.seg_rows = np.ascontiguousarray(np.stack(self.seg))  # (7, segments), for the compiled loops
         self.unit32 = self.unit.astype(np.int32)
         self.params = np.array([self.X0, self.Y0, self.size, self.nx, self.ny], dtype="f8")
+        # The lists again, one row of _INLINE per cell ([count, candidates...]) where they fit, else count -1:
+        # a point's candidates then come in one cache line (half the time of the CSR lists).
+        small = np.int16 if len(self.unit) < 32767 else np.int32
+        self.inline = np.zeros((len(self.count), _INLINE), dtype=small)
+        fits = self.count <= _INLINE - 1
+        self.inline[:, 0] = np.where(fits, self.count, -1)
+        cells = np.flatnonzero(fits)
+        idx, owner = _expand(self.start[cells], self.count[cells].astype(np.int64))
+        col = np.arange(len(idx)) - np.repeat(np.cumsum(self.count[cells]) - self.count[cells], self.count[cells]) + 1
+        self.inline[cells[owner], col] = self.cand[idx]
 
     def _prune(self, ci, cj, cnt, cand, size):
         """Keep the segments that can be nearest to some point of the cell.
@@ -393,7 +413,7 @@ class _NearGrid:
         """Nearest unit (smallest index on a tie) and distance, for metric points; -1 where off the grid."""
         mx, my = np.ascontiguousarray(mx, dtype="f8"), np.ascontiguousarray(my, dtype="f8")
         unit, dist = np.empty(len(mx), dtype=np.int32), np.empty(len(mx))
-        kernels.nearest_metric(mx, my, self.params, self.start, self.count, self.cand, self.seg_rows, self.unit32,
+        kernels.nearest_metric(mx, my, self.params, self.start, self.count, self.cand, self.inline, self.seg_rows, self.unit32,
                                unit, dist)
         return unit.astype(np.int64), dist
 
@@ -579,7 +599,7 @@ class ZoneIndex:
         interior = status == kernels.INSIDE
         del status
         if len(exact):
-            unit[exact], interior[exact] = self._locate_exact(x[exact], y[exact])
+            unit[exact], interior[exact] = self._locate_few(x[exact], y[exact])
         return unit, interior
 
     def _locate_small(self, x: float, y: float) -> tuple[int, bool]:
@@ -601,6 +621,29 @@ class ZoneIndex:
         self._pass(x, y, unit, np.arange(len(x)), shapely.contains_xy)
         interior = unit >= 0
         self._cover_pass(x, y, unit, np.flatnonzero(~interior & np.isfinite(x) & np.isfinite(y)))
+        return unit, interior
+
+    def _locate_few(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        """_locate_exact for a few finite points (those the grids leave): bounding-box candidates from the
+        tree, then one vectorized contains / intersects call over all (point, unit) pairs; smallest unit wins."""
+        unit = np.full(len(x), -1, dtype=np.int32)
+        interior = np.zeros(len(x), dtype=bool)
+        if not len(x):
+            return unit, interior
+        p, u = self._tree.query(shapely.points(x, y))
+        none = np.iinfo(np.int32).max
+        for predicate, todo in ((shapely.contains_xy, np.ones(len(x), dtype=bool)), (shapely.intersects_xy, None)):
+            if todo is None:
+                todo = unit < 0
+            sel = todo[p]
+            pp, uu = p[sel], u[sel]
+            hit = predicate(self._geoms[uu], x[pp], y[pp])
+            best = np.full(len(x), none, dtype=np.int64)
+            np.minimum.at(best, pp[hit], uu[hit])
+            got = best < none
+            unit[got] = best[got]
+            if predicate is shapely.contains_xy:
+                interior = got
         return unit, interior
 
     def _cover_pass(self, x, y, unit, todo):
@@ -671,10 +714,11 @@ class ZoneIndex:
                 g = (np.array([0, 0, 0, 0, 1, 1, _SUB], dtype="f8"), np.array([_MIXED, kernels.INVALID_CLASS], dtype=np.int8),
                      np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int8))
             if near is not None:
-                n = (near.params, near.start, near.count, near.lower, near.cand, near.seg_rows, near.unit32)
+                n = (near.params, near.start, near.count, near.lower, near.cand, near.inline, near.seg_rows, near.unit32)
             else:  # nx = 0: every point is off the grid
                 n = (np.array([0, 0, 1, 0, 0], dtype="f8"), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int32),
-                     np.zeros(1), np.empty(0, dtype=np.int32), np.empty((7, 0)), np.empty(0, dtype=np.int32))
+                     np.zeros(1), np.empty(0, dtype=np.int32), np.zeros((1, _INLINE), dtype=np.int16), np.empty((7, 0)),
+                     np.empty(0, dtype=np.int32))
             if proj is not None:
                 pr = (proj.params, proj.coef_x, proj.coef_y)
             else:
@@ -720,7 +764,7 @@ class ZoneIndex:
         nearest/dist None: locate only (outside points get OUTSIDE, no nearest unit, no snapping);
         all_nearest False: nearest unit and distance only where they snap (see assign).
         """
-        (g, table, mixed, sub, pp, cx, cy, npar, start, count, lower, cand, seg, segu) = self._kernel_args()
+        (g, table, mixed, sub, pp, cx, cy, npar, start, count, lower, cand, inline, seg, segu) = self._kernel_args()
         with_nearest = nearest is not None
         mode = kernels.ALL_NEAREST if with_nearest and all_nearest else kernels.SNAP_ONLY if with_nearest else kernels.LOCATE
         luts = self._luts(mode)
@@ -730,7 +774,7 @@ class ZoneIndex:
 
         def run(a, b):
             return kernels.classify(x[a:b], y[a:b], g, table, mixed, sub, pp, cx, cy, npar, start, count, lower, cand,
-                                    seg, segu, snap, mode, check_range, luts, unit[a:b], status[a:b],
+                                    inline, seg, segu, snap, mode, check_range, luts, unit[a:b], status[a:b],
                                     nearest[a:b] if with_nearest else nearest, dist[a:b] if with_nearest else dist)
 
         return sum(_in_parts(len(x), run))
@@ -764,9 +808,10 @@ class ZoneIndex:
         """
         all_nearest = all_nearest or self.snap_tolerance_m >= _NEAR_MARGIN_M  # the kernel's shortcut needs tol < margin
         n = len(x)
-        unit = np.empty(n, dtype=np.int32)
+        small = _code_dtype(len(self._geoms) + 1)  # unit indices: int8 up to 125 units, less to read and write
+        unit = np.empty(n, dtype=small)
         status = np.empty(n, dtype=np.int8)
-        nearest = np.empty(n, dtype=np.int32)
+        nearest = np.empty(n, dtype=small)
         dist = np.empty(n)
         if self._run_kernel(x, y, unit, status, nearest, dist, check_range, all_nearest):
             self._settle(x, y, np.flatnonzero(status >= kernels.NEED_EXACT), unit, status, nearest, dist, all_nearest)
@@ -779,7 +824,7 @@ class ZoneIndex:
         exact = flagged[status[flagged] == kernels.NEED_EXACT]
         far = flagged[status[flagged] == kernels.NEED_NEAREST]
         if len(exact):
-            u, interior = self._locate_exact(x[exact], y[exact])
+            u, interior = self._locate_few(x[exact], y[exact])
             unit[exact] = u
             status[exact] = kernels.INSIDE
             edge = np.flatnonzero((u >= 0) & ~interior)
@@ -909,12 +954,17 @@ class ZoneIndex:
         n = len(unit)
         maps, cats = self._code_maps(at)
         zone_row, zone_dtype = cats["zone_id"]
-        codes = np.empty((len(maps) + 1, n), dtype=maps.dtype)
+        # A map that is the identity (one category per unit, in unit order) needs no pass: the unit
+        # indices are its codes.
+        same = maps.dtype == unit.dtype and maps.shape[1] > 1
+        ident = [same and bool((m[1:] == np.arange(len(m) - 1)).all()) for m in maps]
+        rows = [r for r in range(len(maps)) if not ident[r]]
+        codes = np.empty((len(rows) + 1, n), dtype=maps.dtype)
         onb, snapped = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
         invalid = _in_parts(n, lambda a, b: kernels.finish(unit[a:b], nearest[a:b], status[a:b], dist[a:b], all_nearest,
-                                                          maps, zone_row,
-                                                 codes[:, a:b], onb[a:b], snapped[a:b]))
-        cols = {name: pd.Categorical.from_codes(codes[row], dtype=dtype, validate=False) for name, (row, dtype) in cats.items()}
+                                                          maps[rows], maps[zone_row], codes[:, a:b], onb[a:b], snapped[a:b]))
+        code_of = {r: unit if ident[r] else codes[rows.index(r)] for r in range(len(maps))}
+        cols = {name: pd.Categorical.from_codes(code_of[row], dtype=dtype, validate=False) for name, (row, dtype) in cats.items()}
         cols["status"] = pd.Categorical.from_codes(status, dtype=_STATUS_DTYPE, validate=False)
         cols["on_boundary"] = onb
         cols["snapped"] = snapped

@@ -72,16 +72,21 @@ def _subcell_class(x, y, x0, y0, ix, iy, W, H, mixed_cells, sub, S):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _nearest_one(mx, my, X0, Y0, size, nx, ny, start, count, cand, seg, seg_unit):
-    """(unit, squared distance) of the nearest segment in the point's cell; unit -1 off the grid."""
+def _nearest_one(mx, my, X0, Y0, size, nx, ny, start, count, cand, inline, seg, seg_unit):
+    """(unit, squared distance) of the nearest segment in the point's cell; unit -1 off the grid.
+
+    A cell's candidates are read from its row of `inline` ([count, candidates...], one cache line) or,
+    where they do not fit (count -1 there), from the CSR lists start/count/cand; the same order either way.
+    """
     fi, fj = (mx - X0) / size, (my - Y0) / size
     if not (0 <= fi < nx and 0 <= fj < ny):
         return -1, np.nan
     c = int(fj) * nx + int(fi)
-    s0 = start[c]
+    k = inline[c, 0]
+    m = k if k >= 0 else count[c]
     best, unit = np.inf, -1
-    for t in range(s0, s0 + count[c]):
-        s = cand[t]
+    for t in range(m):
+        s = inline[c, 1 + t] if k >= 0 else cand[start[c] + t]
         ex, ey = mx - seg[0, s], my - seg[1, s]
         r = min(max((ex * seg[2, s] + ey * seg[3, s]) * seg[4, s], 0.0), 1.0)
         if r == 1.0:
@@ -98,27 +103,13 @@ def _nearest_one(mx, my, X0, Y0, size, nx, ny, start, count, cand, seg, seg_unit
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def classify(x, y, grid, table, mixed_cells, sub, proj, coef_x, coef_y, near, start, count, lower, cand, seg, seg_unit,
-             snap_m, mode, check_range, luts, unit, status, nearest, dist):
-    """Fill unit, status, nearest, dist for every point (see the module doc); returns how many are flagged.
-
-    mode LOCATE: outside points get OUTSIDE only (nearest, dist unused); SNAP_ONLY: nearest and dist
-    only for snapped points (-1, NaN for other outside points; cells whose `lower` bound exceeds
-    snap_m, or whose table class is OUT_FAR, are not searched); ALL_NEAREST: for every outside point; check_range: a point
-    beyond [-180, 180] x [-90, 90] is INVALID too. grid = (x0, y0, ix, iy, W, H, S); proj = (lon0, lat0, lon_min, lat_min, lon_max, lat_max) of the
-    fitted projection (an empty box: never used); near = (X0, Y0, size, nx, ny) (nx = 0: no grid);
-    luts = lookup_tables(mode, units).
-    """
-    with_nearest = mode != LOCATE
-    x0, y0, ix, iy, W, H, S = grid[0], grid[1], grid[2], grid[3], int(grid[4]), int(grid[5]), int(grid[6])
-    X0, Y0, size, nx, ny = near[0], near[1], near[2], int(near[3]), int(near[4])
+def _cells(x, y, grid, table, st_lut, unit_lut, check_range, unit, status):
+    """classify's first pass, a function of its own so that the loop compiles tight. No data-dependent
+    branch, so that the table reads overlap: the cell of every point (as in _CellGrid.classify_one), or
+    the extra entry table[W * H] (INVALID_CLASS) for a bad point, and from its class the status and unit."""
+    x0, y0, ix, iy, W, H = grid[0], grid[1], grid[2], grid[3], int(grid[4]), int(grid[5])
     lim_x, lim_y = (180.0, 90.0) if check_range else (_MAX, _MAX)  # NaN and inf fail `<= _MAX`
     wm, hm = W - 1.0, H - 1.0
-    st_lut, unit_lut = luts[0].astype(np.int8), luts[1].astype(np.int32)
-    # Pass 1, with no data-dependent branch so that the table reads overlap: the cell of every point (as in
-    # _CellGrid.classify_one), or the extra entry table[W * H] (INVALID_CLASS) for a bad point; its class
-    # gives the status (PENDING where the cell alone cannot tell) and the unit. nearest and dist are
-    # written only where computed (see clean_nearest).
     bad = W * H
     for i in range(len(x)):
         px, py = x[i], y[i]
@@ -133,6 +124,27 @@ def classify(x, y, grid, table, mixed_cells, sub, proj, coef_x, coef_y, near, st
         k = table[cell] + LUT_SHIFT
         status[i] = st_lut[k]
         unit[i] = unit_lut[k]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def classify(x, y, grid, table, mixed_cells, sub, proj, coef_x, coef_y, near, start, count, lower, cand, inline, seg, seg_unit,
+             snap_m, mode, check_range, luts, unit, status, nearest, dist):
+    """Fill unit, status, nearest, dist for every point (see the module doc); returns how many are flagged.
+
+    mode LOCATE: outside points get OUTSIDE only (nearest, dist unused); SNAP_ONLY: nearest and dist
+    only for snapped points (-1, NaN for other outside points; cells whose `lower` bound exceeds
+    snap_m, or whose table class is OUT_FAR, are not searched); ALL_NEAREST: for every outside point; check_range: a point
+    beyond [-180, 180] x [-90, 90] is INVALID too. grid = (x0, y0, ix, iy, W, H, S); proj = (lon0, lat0, lon_min, lat_min, lon_max, lat_max) of the
+    fitted projection (an empty box: never used); near = (X0, Y0, size, nx, ny) (nx = 0: no grid);
+    luts = lookup_tables(mode, units).
+    """
+    with_nearest = mode != LOCATE
+    x0, y0, ix, iy, W, H, S = grid[0], grid[1], grid[2], grid[3], int(grid[4]), int(grid[5]), int(grid[6])
+    X0, Y0, size, nx, ny = near[0], near[1], near[2], int(near[3]), int(near[4])
+    wm, hm = W - 1.0, H - 1.0
+    # Pass 1: the cell class of every point gives its status (PENDING where the cell alone cannot tell)
+    # and unit. nearest and dist are written only where computed (see clean_nearest).
+    _cells(x, y, grid, table, luts[0].astype(np.int8), luts[1].astype(unit.dtype), check_range, unit, status)
     # Pass 2: the pending points (near a boundary, or within snapping reach, or all outside ones).
     flagged = 0
     for i in range(len(x)):
@@ -166,7 +178,7 @@ def classify(x, y, grid, table, mixed_cells, sub, proj, coef_x, coef_y, near, st
             if not (0 <= fi < nx and 0 <= fj < ny) or lower[int(fj) * nx + int(fi)] > snap_m:
                 status[i] = OUTSIDE  # off the grid (beyond its margin) or too far from every unit to snap
                 continue
-        k, d2 = _nearest_one(mx, my, X0, Y0, size, nx, ny, start, count, cand, seg, seg_unit)
+        k, d2 = _nearest_one(mx, my, X0, Y0, size, nx, ny, start, count, cand, inline, seg, seg_unit)
         if k < 0:
             status[i] = NEED_NEAREST
             flagged += 1
@@ -194,11 +206,11 @@ def project(x, y, lon0, lat0, coef_x, coef_y, mx, my):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def nearest_metric(mx, my, near, start, count, cand, seg, seg_unit, unit, dist):
+def nearest_metric(mx, my, near, start, count, cand, inline, seg, seg_unit, unit, dist):
     """Nearest unit (-1 off the grid) and distance for points already in the metric CRS."""
     X0, Y0, size, nx, ny = near[0], near[1], near[2], int(near[3]), int(near[4])
     for i in range(len(mx)):
-        k, d2 = _nearest_one(mx[i], my[i], X0, Y0, size, nx, ny, start, count, cand, seg, seg_unit)
+        k, d2 = _nearest_one(mx[i], my[i], X0, Y0, size, nx, ny, start, count, cand, inline, seg, seg_unit)
         unit[i] = k
         dist[i] = math.sqrt(d2) if k >= 0 else np.nan
 
@@ -219,9 +231,9 @@ def clean_nearest(status, nearest, dist, all_nearest, round_cm):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def finish(unit, nearest, status, dist, all_nearest, maps, zone_row, codes, on_boundary, snapped):
+def finish(unit, nearest, status, dist, all_nearest, maps, zone_map, codes, on_boundary, snapped):
     """The result columns: clean_nearest with distances to the cm, codes[r] = maps[r, unit + 1] (maps[:, 0]
-    is -1, no unit), the nearest zone's codes in codes[-1], the flags from the status. Returns the number
+    is -1, no unit), the nearest zone's codes (zone_map[nearest + 1]) in codes[-1], the flags from the status. Returns the number
     of invalid points. Simple loops, one per column: numba vectorizes those."""
     clean_nearest(status, nearest, dist, all_nearest, True)
     R = maps.shape[0]
@@ -229,7 +241,7 @@ def finish(unit, nearest, status, dist, all_nearest, maps, zone_row, codes, on_b
         m, c = maps[r], codes[r]
         for i in range(len(unit)):
             c[i] = m[unit[i] + 1]
-    m, c = maps[zone_row], codes[R]
+    m, c = zone_map, codes[R]
     for i in range(len(nearest)):
         c[i] = m[nearest[i] + 1]
     invalid = 0

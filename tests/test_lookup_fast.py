@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import tracemalloc
 from pathlib import Path
 from typing import Annotated
@@ -593,3 +595,37 @@ def test_assign_leaves_the_input_alone_and_flags_bad_points(idx):
     ok_x, ok_y = x[~bad], y[~bad]  # all valid: lon_wgs84/lat_wgs84 are the input arrays, as documented
     clean = idx.assign(ok_x, ok_y)
     assert np.shares_memory(clean["lon_wgs84"].to_numpy(), ok_x) and np.shares_memory(clean["lat_wgs84"].to_numpy(), ok_y)
+
+
+def test_nearest_in_cells_with_long_candidate_lists(idx):
+    """Most cells keep their candidates in one row (_NearGrid.inline); the rest are read from the CSR
+    lists. Both kinds of cell, against brute force, and the rows hold exactly the lists."""
+    near = idx._near_grid()
+    over = np.flatnonzero(near.inline[:, 0] < 0)
+    assert len(over) and (near.count[over] > near.inline.shape[1] - 1).all()
+    some = np.flatnonzero(near.inline[:, 0] >= 0)[::997]
+    for c in some:
+        k = near.inline[c, 0]
+        np.testing.assert_array_equal(near.inline[c, 1:1 + k], near.cand[near.start[c]:near.start[c] + k])
+    rng = np.random.default_rng(11)
+    cells = np.concatenate([over, rng.choice(some, 200)])
+    cells = np.repeat(cells, 4)
+    mx = near.X0 + (cells % near.nx + rng.uniform(0, 1, len(cells))) * near.size
+    my = near.Y0 + (cells // near.nx + rng.uniform(0, 1, len(cells))) * near.size
+    check_nearest(idx, mx, my)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
+def test_bulk_assign_works_in_a_forked_child(idx):
+    """The thread pool of the compiled loops does not survive fork(); a child (a pre-fork server worker,
+    a multiprocessing 'fork' pool) must build its own instead of waiting for threads that are not there."""
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(MINX, MAXX, 300_000), rng.uniform(MINY, MAXY, 300_000)
+    expected = idx.assign(x, y)["zone_id"].astype(str).fillna("-").to_numpy()  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # child: exit 0 only if it answers the same, within the alarm
+        signal.alarm(60)
+        got = idx.assign(x, y)["zone_id"].astype(str).fillna("-").to_numpy()
+        os._exit(0 if (got == expected).all() else 3)
+    _, code = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(code) == 0
