@@ -161,6 +161,7 @@ _SUB = 8  # a mixed cell is split into 8 x 8 subcells: ~0.15 % of uniform points
 # too far from every unit to snap (_mark_far_cells).
 _NEAR_MARGIN_M = 5000.0  # beyond this from the units' bounds: STRtree search
 _NEAR_CELL_M = 80.0
+_NO_LOWER = np.empty(0)  # classify prunes with the near grid's lower bounds only when marking far cells
 _INLINE = 16  # int16 entries per cell row: a count and up to 15 candidates (99.9 % of the cells)
 
 
@@ -708,11 +709,12 @@ class ZoneIndex:
             if grid is not None:
                 table = np.append(grid.table, grid.table.dtype.type(kernels.INVALID_CLASS))  # where bad points go
                 table[table == kernels.OUT_FAR] = kernels.OUT_NEAR  # refined below, once the rest is ready
+                mixed = grid.mixed_cells.astype(np.int64)
                 g = (np.array([grid.x0, grid.y0, grid.ix, grid.iy, grid.W, grid.H, _SUB], dtype="f8"),
-                     table, grid.mixed_cells.astype(np.int64), grid.sub)
+                     table, mixed, np.searchsorted(mixed, np.arange(grid.H + 1) * grid.W), grid.sub)
             else:  # one mixed cell and no subcells: everything goes to the exact pass
                 g = (np.array([0, 0, 0, 0, 1, 1, _SUB], dtype="f8"), np.array([_MIXED, kernels.INVALID_CLASS], dtype=np.int8),
-                     np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int8))
+                     np.empty(0, dtype=np.int64), np.zeros(2, dtype=np.int64), np.empty(0, dtype=np.int8))
             if near is not None:
                 n = (near.params, near.start, near.count, near.lower, near.cand, near.inline, near.seg_rows, near.unit32)
             else:  # nx = 0: every point is off the grid
@@ -764,7 +766,7 @@ class ZoneIndex:
         nearest/dist None: locate only (outside points get OUTSIDE, no nearest unit, no snapping);
         all_nearest False: nearest unit and distance only where they snap (see assign).
         """
-        (g, table, mixed, sub, pp, cx, cy, npar, start, count, lower, cand, inline, seg, segu) = self._kernel_args()
+        (g, table, mixed, rows, sub, pp, cx, cy, npar, start, count, lower, cand, inline, seg, segu) = self._kernel_args()
         with_nearest = nearest is not None
         mode = kernels.ALL_NEAREST if with_nearest and all_nearest else kernels.SNAP_ONLY if with_nearest else kernels.LOCATE
         luts = self._luts(mode)
@@ -773,7 +775,7 @@ class ZoneIndex:
         snap = float(self.snap_tolerance_m)
 
         def run(a, b):
-            return kernels.classify(x[a:b], y[a:b], g, table, mixed, sub, pp, cx, cy, npar, start, count, lower, cand,
+            return kernels.classify(x[a:b], y[a:b], g, table, mixed, rows, sub, pp, cx, cy, npar, start, count, _NO_LOWER, cand,
                                     inline, seg, segu, snap, mode, check_range, luts, unit[a:b], status[a:b],
                                     nearest[a:b] if with_nearest else nearest, dist[a:b] if with_nearest else dist)
 

@@ -60,13 +60,16 @@ def _poly(c, du, dv):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _subcell_class(x, y, x0, y0, ix, iy, W, H, mixed_cells, sub, S):
-    """Class of the subcell of a point in a mixed cell (MIXED again if the subcell is mixed too): the rare path."""
+def _subcell_class(x, y, x0, y0, ix, iy, W, H, mixed_cells, mixed_rows, sub, S):
+    """Class of the subcell of a point in a mixed cell (MIXED again if the subcell is mixed too): the rare path.
+    mixed_rows[r] is where grid row r starts in mixed_cells: the search runs over one row's few cells."""
     fx = int(min(max((x - x0) * (ix * S), 0.0), W * S - 1))
     fy = int(min(max((y - y0) * (iy * S), 0.0), H * S - 1))
-    cell = (fy // S) * W + fx // S
-    block = np.searchsorted(mixed_cells, cell)
-    if block == len(mixed_cells) or mixed_cells[block] != cell:
+    row = fy // S
+    cell = row * W + fx // S
+    lo, hi = mixed_rows[row], mixed_rows[row + 1]
+    block = lo + np.searchsorted(mixed_cells[lo:hi], cell)
+    if block == hi or mixed_cells[block] != cell:
         return MIXED
     return sub[block * S * S + (fy % S) * S + fx % S]
 
@@ -127,13 +130,13 @@ def _cells(x, y, grid, table, st_lut, unit_lut, check_range, unit, status):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def classify(x, y, grid, table, mixed_cells, sub, proj, coef_x, coef_y, near, start, count, lower, cand, inline, seg, seg_unit,
+def classify(x, y, grid, table, mixed_cells, mixed_rows, sub, proj, coef_x, coef_y, near, start, count, lower, cand, inline, seg, seg_unit,
              snap_m, mode, check_range, luts, unit, status, nearest, dist):
     """Fill unit, status, nearest, dist for every point (see the module doc); returns how many are flagged.
 
     mode LOCATE: outside points get OUTSIDE only (nearest, dist unused); SNAP_ONLY: nearest and dist
     only for snapped points (-1, NaN for other outside points; cells whose `lower` bound exceeds
-    snap_m, or whose table class is OUT_FAR, are not searched); ALL_NEAREST: for every outside point; check_range: a point
+    snap_m (lower empty: no such test), or whose table class is OUT_FAR, are not searched); ALL_NEAREST: for every outside point; check_range: a point
     beyond [-180, 180] x [-90, 90] is INVALID too. grid = (x0, y0, ix, iy, W, H, S); proj = (lon0, lat0, lon_min, lat_min, lon_max, lat_max) of the
     fitted projection (an empty box: never used); near = (X0, Y0, size, nx, ny) (nx = 0: no grid);
     luts = lookup_tables(mode, units).
@@ -155,7 +158,7 @@ def classify(x, y, grid, table, mixed_cells, sub, proj, coef_x, coef_y, near, st
         gy = min(max((py - y0) * iy, 0.0), hm)
         cls = table[int(gy) * W + int(gx)]
         if cls == MIXED:
-            cls = _subcell_class(px, py, x0, y0, ix, iy, W, H, mixed_cells, sub, S)
+            cls = _subcell_class(px, py, x0, y0, ix, iy, W, H, mixed_cells, mixed_rows, sub, S)
             if cls >= 0:
                 unit[i] = cls
                 status[i] = INSIDE
@@ -175,7 +178,7 @@ def classify(x, y, grid, table, mixed_cells, sub, proj, coef_x, coef_y, near, st
         mx, my = _poly(coef_x, du, dv), _poly(coef_y, du, dv)
         if mode == SNAP_ONLY:
             fi, fj = (mx - X0) / size, (my - Y0) / size
-            if not (0 <= fi < nx and 0 <= fj < ny) or lower[int(fj) * nx + int(fi)] > snap_m:
+            if not (0 <= fi < nx and 0 <= fj < ny) or (len(lower) and lower[int(fj) * nx + int(fi)] > snap_m):
                 status[i] = OUTSIDE  # off the grid (beyond its margin) or too far from every unit to snap
                 continue
         k, d2 = _nearest_one(mx, my, X0, Y0, size, nx, ny, start, count, cand, inline, seg, seg_unit)
