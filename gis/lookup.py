@@ -29,13 +29,26 @@ import pandas as pd
 import shapely
 
 from . import crs as _crs
-from . import lookup_kernels as kernels
 from .boundaries import METRIC, BoundaryError, id_column, load_and_validate
 from .points import check_coordinates, coordinate_problem
 from .roster import Person, Roster
 from .settings import get_settings
 
 STATUSES = ("inside", "boundary", "snapped", "outside", "invalid")
+
+
+class _LazyKernels:
+    """gis.lookup_kernels on first use: importing numba takes ~0.3 s, which a single lookup never needs."""
+
+    def __getattr__(self, name):
+        from . import lookup_kernels
+
+        globals()["kernels"] = lookup_kernels
+        return getattr(lookup_kernels, name)
+
+
+kernels = _LazyKernels()
+_DEGREE = 4  # of the fitted projection, as kernels.DEGREE (checked when it is fitted)
 _to_metric = None
 
 
@@ -150,7 +163,7 @@ def _col(gdf, name):
 # classified the same way; points in mixed subcells take the exact shapely pass.
 _GRID_CELLS = 1 << 20
 _GROW = 1.0 / 64
-_MIXED = kernels.MIXED
+_MIXED = -2  # kernels.MIXED
 _SUB = 8  # a mixed cell is split into 8 x 8 subcells: ~0.15 % of uniform points are left for shapely
 
 # Nearest unit for outside points: a metric grid whose cells list the only ring
@@ -434,7 +447,7 @@ class _LocalProjection:
     def __init__(self, box):
         lon_min, lat_min, lon_max, lat_max = box
         self.lon0, self.lat0 = (lon_min + lon_max) / 2, (lat_min + lat_max) / 2
-        d = kernels.DEGREE
+        d = _DEGREE
         terms = [(i, j) for i in range(d + 1) for j in range(d + 1 - i)]
 
         def design(lon, lat):
@@ -455,8 +468,7 @@ class _LocalProjection:
         lon = np.r_[rng.uniform(lon_min, lon_max, 20000), lon_min, lon_min, lon_max, lon_max]
         lat = np.r_[rng.uniform(lat_min, lat_max, 20000), lat_min, lat_max, lat_min, lat_max]
         X, Y = _metric(lon, lat)
-        mx, my = np.empty(len(lon)), np.empty(len(lon))
-        kernels.project(lon, lat, self.lon0, self.lat0, self.coef_x, self.coef_y, mx, my)
+        mx, my = self._poly(self.coef_x, lon - self.lon0, lat - self.lat0), self._poly(self.coef_y, lon - self.lon0, lat - self.lat0)
         self.max_error_m = float(max(np.abs(mx - X).max(), np.abs(my - Y).max()))
         ok = np.isfinite(self.max_error_m) and self.max_error_m <= self.TOLERANCE_M
         self.box = (lon_min, lat_min, lon_max, lat_max) if ok else (np.inf, np.inf, -np.inf, -np.inf)
@@ -467,11 +479,11 @@ class _LocalProjection:
         return self.box[0] <= x <= self.box[2] and self.box[1] <= y <= self.box[3]
 
     @staticmethod
-    def _poly(c, du, dv):  # kernels._poly in plain Python, same order
+    def _poly(c, du, dv):  # kernels._poly in plain Python (floats, or numpy arrays elementwise), same order
         acc = 0.0
-        for i in range(kernels.DEGREE, -1, -1):
+        for i in range(_DEGREE, -1, -1):
             inner = 0.0
-            for j in range(kernels.DEGREE - i, -1, -1):
+            for j in range(_DEGREE - i, -1, -1):
                 inner = inner * dv + c[i][j]
             acc = acc * du + inner
         return acc
@@ -789,14 +801,20 @@ class ZoneIndex:
         else:
             unit, dist = np.full(len(mx), -1, dtype=np.int64), np.full(len(mx), np.nan)
         far = np.flatnonzero(unit < 0)
-        if len(far):  # off the grid: a GEOS nearest search
-            pts = shapely.points(mx[far], my[far])
-            pi, ui = self._metric_tree.query_nearest(pts, all_matches=True)
-            best = np.full(len(far), np.iinfo(np.int64).max)
-            np.minimum.at(best, pi, ui)
-            got = np.flatnonzero(best < len(self._metric_geoms))
-            unit[far[got]] = best[got]
-            dist[far[got]] = shapely.distance(pts[got], self._metric_geoms[best[got]])
+        if len(far):
+            unit[far], dist[far] = self._nearest_far(mx[far], my[far])
+        return unit, dist
+
+    def _nearest_far(self, mx, my) -> tuple[np.ndarray, np.ndarray]:
+        """_nearest off the grid: a GEOS nearest search (-1, NaN if there are no units)."""
+        unit, dist = np.full(len(mx), -1, dtype=np.int64), np.full(len(mx), np.nan)
+        pts = shapely.points(mx, my)
+        pi, ui = self._metric_tree.query_nearest(pts, all_matches=True)
+        best = np.full(len(mx), np.iinfo(np.int64).max)
+        np.minimum.at(best, pi, ui)
+        got = np.flatnonzero(best < len(self._metric_geoms))
+        unit[got] = best[got]
+        dist[got] = shapely.distance(pts[got], self._metric_geoms[best[got]])
         return unit, dist
 
     def _classify(self, x, y, check_range=False, all_nearest=True, clean=True):
@@ -1007,7 +1025,7 @@ class ZoneIndex:
             near = self._near_grid()
             found = near.query_one(float(mx), float(my)) if near is not None else None
             if found is None:  # off the grid: the same GEOS search as in bulk
-                nu, d = self._nearest(np.array([mx], dtype="f8"), np.array([my], dtype="f8"))
+                nu, d = self._nearest_far(np.array([mx], dtype="f8"), np.array([my], dtype="f8"))
                 found = (int(nu[0]), float(d[0])) if nu[0] >= 0 else (-1, 0.0)
             nearest, dist = found
             if nearest >= 0 and dist <= self.snap_tolerance_m:

@@ -629,3 +629,27 @@ def test_bulk_assign_works_in_a_forked_child(idx):
         os._exit(0 if (got == expected).all() else 3)
     _, code = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(code) == 0
+
+
+def test_single_lookups_do_not_import_numba():
+    """numba takes ~0.3 s to import; `zonechief lookup` and the API's one-point path never need it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from gis.lookup import ZoneIndex; i = ZoneIndex.load(); "
+            "a = i.lookup(114.05, 23.06); b = i.lookup(113.9, 22.7); c = i.lookup(114.0, 22.9, crs='gcj02'); "
+            "assert b.status == 'outside' and b.distance_m > 0, b; "
+            "print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_constants_shared_with_the_kernels():
+    from gis import lookup, lookup_kernels
+
+    assert lookup._DEGREE == lookup_kernels.DEGREE and lookup._MIXED == lookup_kernels.MIXED
+    assert lookup.STATUSES.index("boundary") == lookup_kernels.BOUNDARY
+    assert lookup.STATUSES.index("snapped") == lookup_kernels.SNAPPED
+    assert lookup.STATUSES.index("invalid") == lookup_kernels.INVALID
