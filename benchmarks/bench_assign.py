@@ -1,12 +1,14 @@
 """Bulk point → zone assignment: ZoneIndex against geopandas.sjoin and shapely, side by side in one process.
 
-    .venv/bin/python benchmarks/bench_assign.py [--n 1000000] [--repeats 5]
+    .venv/bin/python benchmarks/bench_assign.py [--n 1000000] [--repeats 11]
 
 Uniform random points over the bounding box of the shipped zones (both towns).
-Every method runs `repeats` times; the median is reported, with points/s and the
-speed-up over geopandas.sjoin(predicate="within") measured in this same run. The
-ratios are against sjoin on point geometries built beforehand (its fastest use);
-sjoin including building those points from the lon/lat arrays is shown too.
+Every method runs once per round, in turn, for `repeats` rounds; the median time is
+reported, with points/s and the speed-up over geopandas.sjoin(predicate="within"):
+the median over rounds of sjoin's time / the method's time in the same round (the
+machines are noisy; a slow moment then hits every method). The ratios are against
+sjoin on point geometries built beforehand (its fastest use); sjoin including
+building those points from the lon/lat arrays is shown too.
 Before anything is printed the answers are checked against each other.
 
 Peak memory, from separate untimed runs of each method:
@@ -98,7 +100,7 @@ def rss_rise(fn) -> int | None:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=11)
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--rss-of", help=argparse.SUPPRESS)  # internal: measure one method in a fresh process
     a = ap.parse_args(argv)
