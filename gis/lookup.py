@@ -49,28 +49,13 @@ class _LazyKernels:
 
 kernels = _LazyKernels()
 _DEGREE = 4  # of the fitted projection, as kernels.DEGREE (checked when it is fitted)
-_to_metric = None
-
-
 def _metric(x, y):
-    global _to_metric
-    if _to_metric is None:
-        import pyproj
-
-        _to_metric = pyproj.Transformer.from_crs("EPSG:4326", METRIC, always_xy=True)
-    return _to_metric.transform(x, y)
-
-
-_to_wgs84 = None
+    """WGS-84 -> METRIC through gis.crs's cached transformer (scalars or arrays)."""
+    return _crs._transformer("wgs84", _crs.normalize_crs(METRIC)).transform(x, y)
 
 
 def _from_metric(x, y):
-    global _to_wgs84
-    if _to_wgs84 is None:
-        import pyproj
-
-        _to_wgs84 = pyproj.Transformer.from_crs(METRIC, "EPSG:4326", always_xy=True)
-    return _to_wgs84.transform(x, y)
+    return _crs._transformer(_crs.normalize_crs(METRIC), "wgs84").transform(x, y)
 
 
 # Bulk batches are split over threads (the compiled loops release the GIL).
@@ -789,7 +774,7 @@ class ZoneIndex:
         def run(a, b):
             return kernels.classify(x[a:b], y[a:b], g, table, mixed, rows, sub, pp, cx, cy, npar, start, count, _NO_LOWER, cand,
                                     inline, seg, segu, snap, mode, check_range, luts, unit[a:b], status[a:b],
-                                    nearest[a:b] if with_nearest else nearest, dist[a:b] if with_nearest else dist)
+                                    nearest[a:b], dist[a:b])  # empty arrays stay empty when sliced
 
         return sum(_in_parts(len(x), run))
 
@@ -929,7 +914,8 @@ class ZoneIndex:
         return df
 
     def _code_maps(self, at):
-        """Unit -> category code per text column, for the roster on `at`'s day: (maps, {column: (map row, dtype)}).
+        """Unit -> category code per text column, for the roster on `at`'s day: (maps, {column: (map row, dtype)},
+        identity rows: the maps that give each unit its own category, in unit order).
 
         Each column's value per unit is factorized once; columns with the same unit -> code
         map share one row. maps[:, 0] is -1 (no unit). Cached per distinct set of values.
@@ -960,7 +946,8 @@ class ZoneIndex:
                 cols[name] = (row_of[codes.tobytes()], pd.CategoricalDtype(pd.Index(uniques, dtype=_TEXT)))
             dt = _code_dtype(max((len(d.categories) for _, d in cols.values()), default=0))
             maps = np.column_stack([np.full(len(maps), -1), np.array(maps).reshape(len(maps), len(zu))]).astype(dt)
-            hit = (maps, cols)
+            identity = {r for r, m in enumerate(maps) if len(m) > 1 and (m[1:] == np.arange(len(m) - 1)).all()}
+            hit = (maps, cols, identity)
             if len(self._maps_cache) > 16:  # a roster change per day; keep it bounded
                 self._maps_cache.clear()
             self._maps_cache[key] = hit
@@ -972,18 +959,17 @@ class ZoneIndex:
         problems_of(indices of invalid points) gives their problem messages; those points get NaN lon/lat.
         """
         n = len(unit)
-        maps, cats = self._code_maps(at)
+        maps, cats, identity = self._code_maps(at)
         zone_row, zone_dtype = cats["zone_id"]
         # A map that is the identity (one category per unit, in unit order) needs no pass: the unit
         # indices are its codes.
-        same = maps.dtype == unit.dtype and maps.shape[1] > 1
-        ident = [same and bool((m[1:] == np.arange(len(m) - 1)).all()) for m in maps]
-        rows = [r for r in range(len(maps)) if not ident[r]]
+        ident = identity if maps.dtype == unit.dtype else set()
+        rows = [r for r in range(len(maps)) if r not in ident]
         codes = np.empty((len(rows) + 1, n), dtype=maps.dtype)
         onb, snapped = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
         invalid = _in_parts(n, lambda a, b: kernels.finish(unit[a:b], nearest[a:b], status[a:b], dist[a:b], all_nearest,
                                                           maps[rows], maps[zone_row], codes[:, a:b], onb[a:b], snapped[a:b]))
-        code_of = {r: unit if ident[r] else codes[rows.index(r)] for r in range(len(maps))}
+        code_of = {r: unit if r in ident else codes[rows.index(r)] for r in range(len(maps))}
         cols = {name: pd.Categorical.from_codes(code_of[row], dtype=dtype, validate=False) for name, (row, dtype) in cats.items()}
         cols["status"] = pd.Categorical.from_codes(status, dtype=_STATUS_DTYPE, validate=False)
         cols["on_boundary"] = onb

@@ -31,7 +31,7 @@ LUT_SHIFT = 4
 
 
 def lookup_tables(mode: int, units: int) -> np.ndarray:
-    """Status, unit and distance per cell class (shifted by LUT_SHIFT) for classify's first pass."""
+    """Status and unit per cell class (shifted by LUT_SHIFT) for classify's first pass."""
     cls = np.arange(-LUT_SHIFT, units)
     st = np.where(cls >= 0, INSIDE, PENDING)
     st[cls == INVALID_CLASS] = INVALID
@@ -39,7 +39,7 @@ def lookup_tables(mode: int, units: int) -> np.ndarray:
         st[(cls == OUT_NEAR) | (cls == OUT_FAR)] = OUTSIDE
     elif mode == SNAP_ONLY:
         st[cls == OUT_FAR] = OUTSIDE
-    return np.stack([st, np.where(cls >= 0, cls, -1), np.where(cls >= 0, 0.0, np.nan)]).astype("f8")
+    return np.stack([st, np.where(cls >= 0, cls, -1)])
 _MAX = 1.7976931348623157e308
 
 # classify modes
@@ -141,7 +141,6 @@ def classify(x, y, grid, table, mixed_cells, mixed_rows, sub, proj, coef_x, coef
     fitted projection (an empty box: never used); near = (X0, Y0, size, nx, ny) (nx = 0: no grid);
     luts = lookup_tables(mode, units).
     """
-    with_nearest = mode != LOCATE
     x0, y0, ix, iy, W, H, S = grid[0], grid[1], grid[2], grid[3], int(grid[4]), int(grid[5]), int(grid[6])
     X0, Y0, size, nx, ny = near[0], near[1], near[2], int(near[3]), int(near[4])
     wm, hm = W - 1.0, H - 1.0

@@ -30,6 +30,19 @@ def zone_index():
     return ZoneIndex.load()
 
 
+@pytest.fixture(scope="session")
+def index(zone_index):
+    """The same shipped index, under the name the lookup, map and demo tests use."""
+    return zone_index
+
+
+@pytest.fixture(scope="session")
+def facilities():
+    from gis.facilities import load_facilities
+
+    return load_facilities()
+
+
 def _admin_sql(*statements: str) -> None:
     # A fresh connection each time: the database may have been restarted meanwhile.
     eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
@@ -105,3 +118,21 @@ class LiveServer:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+@contextmanager
+def live_admin_app(label: str):
+    """A throw-away PostGIS database, the app on it without rate limits, an admin key: (server, key, url)."""
+    from api.app import create_app
+    from gis.keys import create_key
+    from gis.settings import Settings
+
+    with pg_database() as url:
+        app = create_app(settings=Settings(rate_limit_per_minute=0), database_url=url)
+        with app.state.services.db.sessions.begin() as s:
+            _, key = create_key(s, "admin", label)
+        try:
+            with LiveServer(app) as srv:
+                yield srv, key, url
+        finally:
+            app.state.services.db.engine.dispose()

@@ -31,11 +31,6 @@ def villages() -> gpd.GeoDataFrame:
     return gpd.read_file(DATA / "villages.geojson")
 
 
-@pytest.fixture(scope="module")
-def index() -> ZoneIndex:
-    return ZoneIndex.load()
-
-
 # --------------------------------------------------------------------------- shipped data
 
 

@@ -8,8 +8,6 @@ import pytest
 
 from gis.crs import gcj02_to_wgs84
 from gis.demo import generate_reports, load_categories
-from gis.facilities import load_facilities
-from gis.lookup import ZoneIndex
 
 try:
     from zoneinfo import ZoneInfo
@@ -37,18 +35,8 @@ GEOD = pyproj.Geod(ellps="WGS84")
 
 
 @pytest.fixture(scope="module")
-def index():
-    return ZoneIndex.load()
-
-
-@pytest.fixture(scope="module")
 def categories():
     return load_categories()
-
-
-@pytest.fixture(scope="module")
-def facilities():
-    return load_facilities()
 
 
 @pytest.fixture(scope="module")

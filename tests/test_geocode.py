@@ -6,7 +6,6 @@ import socket
 import threading
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import eviltransform
@@ -17,7 +16,6 @@ import shapely
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gis.crs import wgs84_to_gcj02
-from gis.facilities import load_facilities
 from gis.geocode import (
     AmapProvider,
     Candidate,
@@ -31,7 +29,6 @@ from gis.geocode import (
     normalize_text,
     resolve_service_code,
 )
-from gis.lookup import ZoneIndex
 from gis.points import CoordinateError
 from gis.settings import get_settings
 
@@ -48,16 +45,6 @@ def dist_m(lon1, lat1, lon2, lat2):
 @pytest.fixture(scope="module")
 def gz():
     return Gazetteer.load()
-
-
-@pytest.fixture(scope="module")
-def index():
-    return ZoneIndex.load()
-
-
-@pytest.fixture(scope="module")
-def facilities():
-    return load_facilities()
 
 
 VILLAGES = gpd.read_file(DATA / "villages.geojson")

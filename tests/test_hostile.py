@@ -13,10 +13,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from api.app import create_app
-from gis.keys import create_key
-from gis.settings import REPO_DATA, Settings
-from tests.conftest import LiveServer, pg_database
+from gis.settings import REPO_DATA
+from tests.conftest import live_admin_app
 
 pytestmark = pytest.mark.hostile
 PROBLEM = "application/problem+json"
@@ -27,15 +25,8 @@ CSV = {"Content-Type": "text/csv"}
 
 @pytest.fixture(scope="module")
 def pg_live():
-    with pg_database() as url:
-        app = create_app(settings=Settings(rate_limit_per_minute=0), database_url=url)
-        with app.state.services.db.sessions.begin() as s:
-            _, key = create_key(s, "admin", "hostile admin")
-        try:
-            with LiveServer(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
-                yield {"client": c, "admin": {"X-API-Key": key}, "url": url}
-        finally:
-            app.state.services.db.engine.dispose()
+    with live_admin_app("hostile admin") as (srv, key, url), httpx.Client(base_url=srv.url, timeout=60) as c:
+        yield {"client": c, "admin": {"X-API-Key": key}, "url": url}
 
 
 def rep(**kw) -> dict:

@@ -70,16 +70,20 @@ def test_points_in_any_crs_land_in_the_same_cells(cells):
     assert np.array_equal(H.count_in_cells(cells, p), H.count_in_cells(cells, p.to_crs(4326)))
 
 
-@pytest.mark.parametrize("band_cells", [1.5, 3.0])
-def test_grid_weights_match_libpysal_contiguity_and_distance_band(cells, band_cells):
-    w = H.grid_weights(cells, band_cells * CELL)
+def libpysal_weights(cells, band_cells):
+    """libpysal's own weights for the cells: queen contiguity (1.5 cells) or a binary distance band."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if band_cells == 1.5:
-            ref = Queen.from_dataframe(cells, use_index=False)
-        else:
-            cent = np.c_[cells.geometry.centroid.x, cells.geometry.centroid.y]
-            ref = DistanceBand(cent, threshold=band_cells * CELL + 1e-6, binary=True)
+            return Queen.from_dataframe(cells, use_index=False)
+        cent = np.c_[cells.geometry.centroid.x, cells.geometry.centroid.y]
+        return DistanceBand(cent, threshold=band_cells * CELL + 1e-6, binary=True)
+
+
+@pytest.mark.parametrize("band_cells", [1.5, 3.0])
+def test_grid_weights_match_libpysal_contiguity_and_distance_band(cells, band_cells):
+    w = H.grid_weights(cells, band_cells * CELL)
+    ref = libpysal_weights(cells, band_cells)
     for i in range(len(cells)):
         assert sorted(w.neighbors[i]) == sorted(ref.neighbors[i])
     assert max(w.cardinalities.values()) == (8 if band_cells == 1.5 else 28)
@@ -95,13 +99,9 @@ def test_gi_star_agrees_with_esda_on_the_same_lattice(cells, band_cells):
     res = H.gi_star(p, ZONES, cells=cells, band_m=band_cells * CELL, permutations=999, seed=11)
     # esda directly, on libpysal's own weights for the same cells
     counts = H.count_in_cells(cells, p)
+    w = libpysal_weights(cells, band_cells)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if band_cells == 1.5:
-            w = Queen.from_dataframe(cells, use_index=False)
-        else:
-            cent = np.c_[cells.geometry.centroid.x, cells.geometry.centroid.y]
-            w = DistanceBand(cent, threshold=band_cells * CELL + 1e-6, binary=True)
         ref = esda.G_Local(counts, w, transform="B", star=True, permutations=999, seed=11, n_jobs=1,
                            keep_simulations=True)
     assert np.array_equal(res["count"].to_numpy(), counts.astype(int))

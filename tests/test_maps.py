@@ -16,7 +16,6 @@ import pytest
 import shapely
 
 from gis.boundaries import METRIC
-from gis.facilities import load_facilities
 from gis.lookup import ZoneIndex
 from gis.roster import Roster
 from maps import ReportFilter, aggregate_points, aggregate_store, fetch_points, heatmap_map, hotspots_map, map_grid
@@ -31,16 +30,6 @@ from maps.zones import MapInputError
 
 ZONECHIEF = Path(sys.executable).parent / "zonechief"
 XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
-
-
-@pytest.fixture(scope="module")
-def index():
-    return ZoneIndex.load()
-
-
-@pytest.fixture(scope="module")
-def facilities():
-    return load_facilities()
 
 
 def layer(m, name_prefix):

@@ -18,9 +18,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from gis.keys import create_key
 from gis.settings import Settings
-from tests.conftest import LiveServer, pg_database
+from tests.conftest import live_admin_app
 
 pytestmark = pytest.mark.schemathesis
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -35,15 +34,8 @@ schema = schema.exclude(tag="open311")
 
 @pytest.fixture(scope="module")
 def live():
-    with pg_database() as url:
-        app = create_app(settings=Settings(rate_limit_per_minute=0), database_url=url)
-        with app.state.services.db.sessions.begin() as s:
-            _, key = create_key(s, "admin", "schemathesis")
-        try:
-            with LiveServer(app) as srv:
-                yield {"url": srv.url, "headers": {"X-API-Key": key}}
-        finally:
-            app.state.services.db.engine.dispose()
+    with live_admin_app("schemathesis") as (srv, key, _):
+        yield {"url": srv.url, "headers": {"X-API-Key": key}}
 
 
 @schema.parametrize()
