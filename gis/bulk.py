@@ -7,21 +7,25 @@ so a crash leaves nothing half-imported.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pydantic import ValidationError
 from sqlalchemy import insert, select, text
 
+from .bulk_columns import TS, Plain, plain_rows, prepare_plain
 from .reports import Location, ReportError, ReportIn, Reports
+from .roster import _as_date
+from .store import pg_bulk
 from .store.models import TRANSITIONS, Report, ReportEvent
 
 REPORT_COLS = ["id", "created_at", "updated_at", "source", "category", "description", "location_input", "geom",
@@ -68,29 +72,48 @@ def _clean_column(col: pd.Series) -> list:
     return [_clean(x) for x in v]
 
 
-def rows_from_file(path: str | Path, crs: str | None = None) -> tuple[pd.DataFrame, list[dict | str]]:
-    """Read a report file: returns (original table, per row a ReportIn-shaped dict or an error string)."""
+def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None, str | None]:
+    """A report file as (attribute table, point x, point y, the file's CRS); x, y are None for CSV."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext in (".csv", ".txt"):
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        xs = ys = None
-        file_crs = None
-    else:
-        import geopandas as gpd
+        kw = dict(dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        try:  # pyarrow's reader is ~3× faster; pandas' own is the reference for anything it refuses
+            table = pd.read_csv(path, engine="pyarrow", **kw)
+        except Exception:  # noqa: BLE001
+            table = pd.read_csv(path, **kw)
+        return table, None, None, None
+    import geopandas as gpd
 
-        table = gpd.read_parquet(path) if ext in (".parquet", ".geoparquet") else gpd.read_file(path, engine="pyogrio")
-        geom = table.geometry
-        ok = geom.notna() & ~geom.is_empty & (geom.geom_type == "Point")
-        xs = np.where(ok, geom.x.where(ok), np.nan)
-        ys = np.where(ok, geom.y.where(ok), np.nan)
-        file_crs = table.crs.to_string() if table.crs is not None else None
-        table = pd.DataFrame(table.drop(columns=table.geometry.name))
+    table = gpd.read_parquet(path) if ext in (".parquet", ".geoparquet") else gpd.read_file(path, engine="pyogrio")
+    geom = table.geometry
+    ok = geom.notna() & ~geom.is_empty & (geom.geom_type == "Point")
+    xs = np.where(ok, geom.x.where(ok), np.nan)
+    ys = np.where(ok, geom.y.where(ok), np.nan)
+    file_crs = table.crs.to_string() if table.crs is not None else None
+    return pd.DataFrame(table.drop(columns=table.geometry.name)), xs, ys, file_crs
+
+
+def rows_from_file(path: str | Path, crs: str | None = None,
+                   positions: np.ndarray | None = None) -> tuple[pd.DataFrame, list[dict | str]]:
+    """Read a report file: (original table, per row a ReportIn-shaped dict or an error string).
+
+    `positions` limits the parsing to those rows (0-based); the table is always whole.
+    """
+    table, xs, ys, file_crs = read_table(path)
+    return table, parse_rows(table, xs, ys, crs, file_crs, positions)
+
+
+def parse_rows(table: pd.DataFrame, xs, ys, crs: str | None, file_crs: str | None,
+               positions: np.ndarray | None = None) -> list[dict | str]:
+    """The per-row route: each row as a ReportIn-shaped dict, or the reason it cannot be one."""
+    sub = table if positions is None else table.iloc[positions]
+    at = range(len(table)) if positions is None else positions
     out: list[dict | str] = []
     # Column by column, not cell by cell: the same _clean results, several times faster.
-    cols = list(table.columns)
-    vals = [_clean_column(table.iloc[:, j]) for j in range(len(cols))]
-    for i, rv in enumerate(zip(*vals) if vals else ({} for _ in range(len(table)))):
+    cols = list(sub.columns)
+    vals = [_clean_column(sub.iloc[:, j]) for j in range(len(cols))]
+    for i, rv in zip(at, zip(*vals) if vals else ((() for _ in range(len(sub))))):
         r = dict(zip(cols, rv))
         loc: dict = {}
         if r.get("service_code"):
@@ -119,7 +142,7 @@ def rows_from_file(path: str | Path, crs: str | None = None) -> tuple[pd.DataFra
         if d["category"] is not None:
             d["category"] = str(d["category"]).zfill(5) if str(d["category"]).isdigit() else str(d["category"])
         out.append(d)
-    return table, out
+    return out
 
 
 def _reason(exc: ValidationError) -> str:
@@ -163,7 +186,6 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
                 located[k] = _Loc(*r)
     rejected_rows = {r for r, _ in rejects}
     chief_cache: dict[tuple, str | None] = {}
-    pts: list[tuple[int, float, float]] = []
     addr_cache: dict[str, object] = {}
     for k, it in enumerate(intakes):
         if it.row in rejected_rows:
@@ -196,7 +218,7 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
         except ReportError as exc:
             rejects.append((it.row, str(exc)))
             continue
-        ck = (zone, created.date())
+        ck = (zone, _as_date(created))  # the roster's day: Dongguan's calendar, whatever the input's offset
         if ck not in chief_cache:
             chief_cache[ck] = reports._chief(zone, created)
         chief = chief_cache[ck]
@@ -208,7 +230,7 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
             rejects.append((it.row, err))
             continue
         rows.append({
-            "created_at": created, "updated_at": hist[-1]["at"], "source": d.source, "category": d.category,
+            "row": it.row, "created_at": created, "updated_at": hist[-1]["at"], "source": d.source, "category": d.category,
             "description": d.description, "location_input": _as_received(d.location),
             "geom": None, "geocode_method": method,
             "geocode_confidence": float(conf), "needs_review": bool(review), "review_note": note, "zone_id": zone,
@@ -219,14 +241,11 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
         })
         events.append([{"status": h["status"], "at": h["at"], "actor": actor if j == 0 else "system", "note": None}
                        for j, h in enumerate(hist)])
-        if lon is not None:
-            pts.append((len(rows) - 1, lon, lat))
-        if progress and k % 1000 == 0:
+        rows[-1]["lon"], rows[-1]["lat"] = lon, lat
+        if progress and (k + 1) % 1000 == 0:
             progress(1000)
-    if pts:  # one vectorized call instead of a shapely.Point per row
-        at, xs, ys = zip(*pts)
-        for j, g in zip(at, shapely.points(np.array(xs, dtype="f8"), np.array(ys, dtype="f8"))):
-            rows[j]["geom"] = g
+    if progress and len(intakes) % 1000:
+        progress(len(intakes) % 1000)
     return rows, events, rejects
 
 
@@ -259,90 +278,232 @@ def _check_history(hist: list[dict]) -> str | None:
     return None
 
 
-def write(reports: Reports, rows: list[dict], events: list[list[dict]]) -> list[int]:
-    """Insert rows and their events in one transaction; returns the new ids."""
-    if not rows:
+# ------------------------------------------------------------------ batches: reports and events as columns
+BATCH_TYPES = {"row": pa.int64(), "created_at": TS, "updated_at": TS, "lon": pa.float64(), "lat": pa.float64(),
+               "geocode_confidence": pa.float64(), "needs_review": pa.bool_()}
+
+
+def batch_from_rows(rows: list[dict], events: list[list[dict]]) -> tuple[pa.Table, pa.Table]:
+    """The per-row route's output as a batch: a report table and an event table (column "report")."""
+    names = ["row", *(c for c in REPORT_COLS if c not in ("id", "geom")), "lon", "lat"]
+    cols = {}
+    for c in names:
+        v = [r[c] for r in rows]
+        if c == "location_input":
+            v = [json.dumps(x, ensure_ascii=False) for x in v]
+        cols[c] = pa.array(v, BATCH_TYPES.get(c, pa.string()))
+    report = [i for i, evs in enumerate(events) for _ in evs]
+    flat = [e for evs in events for e in evs]
+    ev = {"report": pa.array(report, pa.int64())}
+    for c in EVENT_COLS[1:]:
+        ev[c] = pa.array([e[c] for e in flat], TS if c == "at" else pa.string())
+    return pa.table(cols), pa.table(ev)
+
+
+def merge_batches(parts: list[tuple[pa.Table, pa.Table]]) -> tuple[pa.Table, pa.Table]:
+    """Concatenate batches and put their reports in source-row order (ids follow the file)."""
+    parts = [(t.select(parts[0][0].column_names), e) for t, e in parts]
+    table = pa.concat_tables([t for t, _ in parts])
+    offsets = np.cumsum([0] + [t.num_rows for t, _ in parts])
+    report = np.concatenate([e["report"].to_numpy() + o for (_, e), o in zip(parts, offsets)]) if parts else []
+    events = pa.concat_tables([e for _, e in parts])
+    order = np.argsort(table["row"].to_numpy(), kind="stable")
+    where = np.empty(len(order), np.int64)
+    where[order] = np.arange(len(order))
+    report = where[report]
+    ev_order = np.argsort(report, kind="stable")  # stable: each report's history keeps its order
+    events = events.set_column(0, "report", pa.array(report, pa.int64())).take(pa.array(ev_order))
+    return table.take(pa.array(order)), events
+
+
+# ------------------------------------------------------------------ writing
+CHUNK = 50_000  # rows per COPY message: bounded memory, and the encoding overlaps the server's work
+REBUILD_MIN = 100_000  # below this, index rebuilds are not worth an exclusive lock
+
+
+def write(reports: Reports, batch: pa.Table, events: pa.Table, rebuild_indexes: bool | None = None,
+          progress: Callable[[int], None] | None = None) -> list[int]:
+    """Insert a batch and its events in one transaction; returns the new ids, in batch order.
+
+    On PostGIS this is a binary COPY. `rebuild_indexes` (None: when the batch has at least
+    REBUILD_MIN rows and at least as many as the table) drops the secondary indexes and
+    constraints for the load and builds them again before commit, holding an exclusive
+    lock on reports and report_events meanwhile. `progress` gets the rows of each chunk
+    written whose "counted" flag is false.
+    """
+    n = batch.num_rows
+    if n == 0:
         return []
+    counted = batch["counted"].to_numpy() if "counted" in batch.column_names else np.zeros(n, bool)
     db = reports.db
     with db.engine.begin() as conn:
         if db.dialect == "postgresql":
-            ids = [r[0] for r in conn.execute(text("SELECT nextval(pg_get_serial_sequence('reports', 'id')) "
-                                                   "FROM generate_series(1, :n)"), {"n": len(rows)})]
             raw = conn.connection.driver_connection  # psycopg 3 connection, same transaction
             with raw.cursor() as cur:
-                with cur.copy(f"COPY reports ({', '.join(REPORT_COLS)}) FROM STDIN") as cp:
-                    for i, r in zip(ids, rows):
-                        cp.write_row([i, r["created_at"], r["updated_at"], r["source"], r["category"], r["description"],
-                                      json.dumps(r["location_input"], ensure_ascii=False),
-                                      None if r["geom"] is None else _ewkb(r["geom"]),
-                                      r["geocode_method"], r["geocode_confidence"], r["needs_review"], r["review_note"],
-                                      r["zone_id"], r["village_code"], r["chief_id"], r["status"], r["reporter_name"],
-                                      r["reporter_phone"], r["photo_url"], r["idempotency_key"]])
-                with cur.copy(f"COPY report_events ({', '.join(EVENT_COLS)}) FROM STDIN") as cp:
-                    for i, evs in zip(ids, events):
-                        for e in evs:
-                            cp.write_row([i, e["status"], e["at"], e["actor"], e["note"]])
-        else:
-            start = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM reports")).scalar_one() + 1
-            ids = list(range(start, start + len(rows)))
-            conn.execute(insert(Report.__table__), [{"id": i, **r} for i, r in zip(ids, rows)])
-            conn.execute(insert(ReportEvent.__table__),
-                         [{"report_id": i, **e} for i, evs in zip(ids, events) for e in evs])
-    return ids
+                if rebuild_indexes is None:
+                    rebuild_indexes = n >= REBUILD_MIN and n >= pg_bulk.estimated_rows(cur, "reports")
+                ctx = pg_bulk.indexes_rebuilt(cur, ["reports", "report_events"]) if rebuild_indexes else nullcontext()
+                with ctx:
+                    ids = _new_ids(cur, n, locked=bool(rebuild_indexes))
+                    pg_bulk.copy_columns(cur, "reports", REPORT_COLS, _report_chunks(batch, ids, counted, progress))
+                    pg_bulk.copy_columns(cur, "report_events", EVENT_COLS, _event_chunks(events, ids))
+            return ids.tolist()
+        start = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM reports")).scalar_one() + 1
+        ids = np.arange(start, start + n)
+        rows = batch.to_pylist()
+        for i, r in zip(ids.tolist(), rows):
+            r["id"] = i
+            r["location_input"] = json.loads(r["location_input"])
+            r["geom"] = None if r["lon"] is None else shapely.Point(r["lon"], r["lat"])
+            for c in ("row", "lon", "lat", "counted"):
+                r.pop(c, None)
+        conn.execute(insert(Report.__table__), rows)
+        evs = events.to_pylist()
+        for e in evs:
+            e["report_id"] = int(ids[e.pop("report")])
+        conn.execute(insert(ReportEvent.__table__), evs)
+        if progress:
+            progress(int((~counted).sum()))
+    return ids.tolist()
 
 
-def _ewkb(g) -> str:
-    return shapely.to_wkb(shapely.set_srid(g, 4326), hex=True, include_srid=True)
+def _new_ids(cur, n: int, locked: bool) -> np.ndarray:
+    seq = "pg_get_serial_sequence('reports', 'id')"
+    if locked:  # nobody else can insert into reports now: take the whole range in one step
+        cur.execute(f"SELECT setval({seq}, nextval({seq}) + %s - 1)", (n,))
+        last = cur.fetchone()[0]
+        return np.arange(last - n + 1, last + 1, dtype=np.int64)
+    cur.execute(f"SELECT nextval({seq}) FROM generate_series(1, %s)", (n,))
+    return np.array([r[0] for r in cur.fetchall()], np.int64)
+
+
+def _report_chunks(batch: pa.Table, ids: np.ndarray, counted: np.ndarray, progress):
+    for a in range(0, batch.num_rows, CHUNK):
+        t = batch.slice(a, CHUNK)
+        b = a + t.num_rows
+        lon = t["lon"].to_numpy(zero_copy_only=False)
+        lat = t["lat"].to_numpy(zero_copy_only=False)
+        cols = {"id": pa.array(ids[a:b], pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326)}
+        yield [cols[c] if c in cols else t[c].combine_chunks() for c in REPORT_COLS]
+        if progress:
+            progress(int((~counted[a:b]).sum()))
+
+
+def _event_chunks(events: pa.Table, ids: np.ndarray):
+    for a in range(0, events.num_rows, CHUNK):
+        t = events.slice(a, CHUNK)
+        rid = pa.array(ids[t["report"].to_numpy()], pa.int32())
+        yield [rid] + [t[c].combine_chunks() for c in EVENT_COLS[1:]]
+
+
+# ------------------------------------------------------------------ importing
+def _stored_keys(db, keys: list[str]) -> set[str]:
+    """Which of `keys` are already stored (idempotency)."""
+    if not keys:
+        return set()
+    if db.dialect == "postgresql":
+        # COPY the keys into a temporary table and join: one hash join, not a probe (or a parameter) per key
+        with db.engine.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+            cur.execute("CREATE TEMPORARY TABLE zc_import_keys (key text) ON COMMIT DROP")
+            pg_bulk.copy_columns(cur, "zc_import_keys", ["key"], [[pa.array(keys, pa.string())]])
+            cur.execute("ANALYZE zc_import_keys")  # so the planner knows the list's size
+            cur.execute("SELECT r.idempotency_key FROM zc_import_keys k JOIN reports r ON r.idempotency_key = k.key")
+            return {r[0] for r in cur.fetchall()}
+    found: set[str] = set()
+    with db.engine.connect() as conn:
+        for i in range(0, len(keys), 5000):
+            found |= set(conn.execute(select(Report.idempotency_key)
+                                      .where(Report.idempotency_key.in_(keys[i:i + 5000]))).scalars())
+    return found
+
+
+def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], rejects: list[tuple[int, str]],
+            actor: str, progress, rebuild_indexes: bool | None) -> ImportResult:
+    """Idempotency, then both routes (plain rows as columns, the rest row by row), then one write."""
+    now = datetime.now(timezone.utc)
+    res = ImportResult()
+    # Idempotency keys, over both routes in source-row order: stored → skipped; repeated → later ones rejected.
+    p_rows = (plain.pos + 1) if plain is not None else np.zeros(0, np.int64)
+    p_keys = plain.idempotency_key.to_pylist() if plain is not None else []
+    rows = np.concatenate([p_rows, np.array([it.row for it in intakes], np.int64)])
+    keys = np.array(p_keys + [it.data.idempotency_key for it in intakes], object)
+    has = np.flatnonzero(keys != None)  # noqa: E711
+    stored = _stored_keys(reports.db, list(set(keys[has].tolist())))
+    drop = np.zeros(len(rows), bool)
+    order = has[np.argsort(rows[has], kind="stable")]
+    codes, uniques = pd.factorize(keys[order])
+    _, first = np.unique(codes, return_index=True)
+    first_row = rows[order[first]]
+    present = np.isin(keys[order], list(stored)) if stored else np.zeros(len(order), bool)
+    repeat = ~present & (rows[order] != first_row[codes])
+    res.already_present = int(present.sum())
+    drop[order[present | repeat]] = True
+    for i, c in zip(order[repeat], codes[repeat]):
+        rejects.append((int(rows[i]), f"idempotency_key {uniques[c]!r} repeats row {first_row[c]}"))
+    if progress and drop.any():
+        progress(int(drop.sum()))
+    parts = []
+    if plain is not None and len(plain.pos):
+        table, events, bad = prepare_plain(reports, _subset(plain, ~drop[:len(p_rows)]), now, actor)
+        rejects.extend((pos + 1, reason) for pos, reason in bad)
+        if progress and bad:
+            progress(len(bad))
+        parts.append((table.append_column("counted", pa.array(np.zeros(table.num_rows, bool))), events))
+    todo = [it for it, d in zip(intakes, drop[len(p_rows):]) if not d]
+    r_rows, r_events, bad = prepare(reports, todo, actor, now, progress)
+    rejects.extend(bad)
+    if r_rows or not parts:
+        table, events = batch_from_rows(r_rows, r_events)
+        parts.append((table.append_column("counted", pa.array(np.ones(table.num_rows, bool))), events))
+    batch, events = merge_batches(parts)
+    res.ids = write(reports, batch, events, rebuild_indexes, progress)
+    res.inserted = len(res.ids)
+    res.needs_review = int(pc.sum(batch["needs_review"]).as_py() or 0)
+    res.rejected = len(rejects)
+    return res
+
+
+def _subset(p: Plain, keep: np.ndarray) -> Plain:
+    take = pa.array(np.flatnonzero(keep))
+    return Plain(**{f: (v[keep] if isinstance(v, np.ndarray) else v.take(take)) for f, v in vars(p).items()})
 
 
 def import_intakes(reports: Reports, intakes: list[Intake], pre_rejects: list[tuple[int, str]] | None = None,
-                   actor: str = "import", progress=None) -> tuple[ImportResult, list[tuple[int, str]]]:
-    now = datetime.now(timezone.utc)
-    res = ImportResult()
+                   actor: str = "import", progress=None,
+                   rebuild_indexes: bool | None = None) -> tuple[ImportResult, list[tuple[int, str]]]:
+    """Import validated reports (row by row), all or nothing; returns (result, rejects[(row, reason)])."""
     rejects = list(pre_rejects or [])
-    # Idempotency keys: already stored → skipped; repeated within the input → later ones rejected.
-    keys = [it.data.idempotency_key for it in intakes if it.data.idempotency_key]
-    existing: set[str] = set()
-    with reports.db.sessions() as s:
-        for i in range(0, len(keys), 5000):
-            existing |= set(s.scalars(select(Report.idempotency_key).where(Report.idempotency_key.in_(keys[i:i + 5000]))))
-    seen: dict[str, int] = {}
-    todo = []
-    for it in intakes:
-        k = it.data.idempotency_key
-        if k and k in existing:
-            res.already_present += 1
-            continue
-        if k and k in seen:
-            rejects.append((it.row, f"idempotency_key {k!r} repeats row {seen[k]}"))
-            continue
-        if k:
-            seen[k] = it.row
-        todo.append(it)
-    rows, events, bad = prepare(reports, todo, actor, now, progress)
-    rejects.extend(bad)
-    res.ids = write(reports, rows, events)
-    res.inserted = len(res.ids)
-    res.needs_review = sum(1 for r in rows if r["needs_review"])
-    res.rejected = len(rejects)
+    res = _import(reports, None, intakes, rejects, actor, progress, rebuild_indexes)
     return res, sorted(rejects)
 
 
+COLUMNAR = True  # plain rows as columns; False sends every row through the per-row route (tests compare)
+
+
 def import_file(reports: Reports, path: str | Path, rejects_path: str | Path | None = None, crs: str | None = None,
-                actor: str = "import", progress=None) -> ImportResult:
+                actor: str = "import", progress=None, rebuild_indexes: bool | None = None) -> ImportResult:
     """Import a CSV / GeoJSON / GeoParquet of reports. Bad rows go to `rejects_path` with a reason."""
     path = Path(path)
-    table, parsed = rows_from_file(path, crs)
+    table, xs, ys, file_crs = read_table(path)
+    if COLUMNAR:
+        plain, doubtful = plain_rows(table, xs, ys, crs, file_crs)
+    else:
+        plain, doubtful = None, np.arange(len(table))
     intakes, pre = [], []
-    for i, d in enumerate(parsed, start=1):
+    for i, d in zip(doubtful.tolist(), parse_rows(table, xs, ys, crs, file_crs, doubtful)):
         if isinstance(d, str):
-            pre.append((i, d))
+            pre.append((i + 1, d))
             continue
         try:
-            intakes.append(Intake(i, ReportIn.model_validate(d)))
+            intakes.append(Intake(i + 1, ReportIn.model_validate(d)))
         except ValidationError as exc:
-            pre.append((i, _reason(exc)))
-    res, rejects = import_intakes(reports, intakes, pre, actor, progress)
+            pre.append((i + 1, _reason(exc)))
+    if progress and pre:
+        progress(len(pre))
+    rejects = list(pre)
+    res = _import(reports, plain, intakes, rejects, actor, progress, rebuild_indexes)
+    rejects.sort()
+    res.rejected = len(rejects)
     if rejects:
         rp = Path(rejects_path) if rejects_path else path.with_name(path.stem + ".rejects.csv")
         out = table.iloc[[r - 1 for r, _ in rejects]].copy()
@@ -365,5 +526,4 @@ def seed_demo(reports: Reports, n: int, seed: int = 0, now: datetime | None = No
                         idempotency_key=d["idempotency_key"], created_at=d["created_at"])
         intakes.append(Intake(i, data, history=d["history"]))
     res, rejects = import_intakes(reports, intakes, actor="demo", progress=progress)
-    res.rejected = len(rejects)
     return res

@@ -5,6 +5,7 @@ import csv
 import json
 
 import httpx
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -258,10 +259,9 @@ def test_import_is_all_or_nothing(live, zone_index, monkeypatch):
                for i in range(1, 51)]
     real_write = bulk.write
 
-    def crashing_write(reports, rows, events):
-        events[-1].append({"status": "bogus-status-that-is-far-too-long-for-the-column" * 3, "at": None,
-                           "actor": "x", "note": None})
-        return real_write(reports, rows, events)
+    def crashing_write(reports, batch, events, *args):
+        bogus = events.slice(0, 1).set_column(1, "status", pa.array(["bogus-status-far-too-long-for-the-column" * 3]))
+        return real_write(reports, batch, pa.concat_tables([events, bogus.set_column(2, "at", pa.nulls(1, events["at"].type))]), *args)
 
     monkeypatch.setattr(bulk, "write", crashing_write)
     with pytest.raises(Exception):

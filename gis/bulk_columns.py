@@ -1,0 +1,311 @@
+"""Column-at-a-time intake of plain report rows, for large imports.
+
+A *plain* row gives its location as lon/lat and every field in a form whose
+validation is unambiguous: ASCII numbers, a known source, a 1–5 digit category,
+lengths within ReportIn's limits, an ISO 8601 created_at with an offset. Such rows
+are checked and located a column at a time. Every other row is *doubtful* and goes
+through the per-row route (pydantic ReportIn, gis.bulk.prepare), which gives the
+exact reasons for rejects. Both routes store the same thing for the same row
+(tests/test_bulk_columns.py checks this against the per-row route, with hypothesis).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .crs import UnknownCRSError, normalize_crs
+from .store.models import SOURCES
+
+# What str.strip() removes: every code point for which str.isspace() is true.
+WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+CREATED_AT = (r"^(?P<wall>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?P<frac>\.[0-9]{1,6})?"
+              r"(?P<off>Z|[+-][01][0-9]:[0-5][0-9])$")
+PHONE = r"^[0-9+\-() ]*$"
+LOCAL_OFFSET_US = 8 * 3600 * 10**6  # roster days are UTC+8 calendar days (gis.roster.LOCAL)
+DAY_US = 86400 * 10**6
+TS = pa.timestamp("us", tz="UTC")
+# The per-row route's limits (gis.reports.ReportIn / Location / Reporter).
+LIMITS = {"description": 2000, "reporter_name": 100, "reporter_phone": 40, "photo_url": 500,
+          "idempotency_key": 128, "crs": 64}
+
+
+@dataclass
+class Plain:
+    """Plain rows, cleaned: positions in the source table plus one array per ReportIn field."""
+    pos: np.ndarray  # 0-based rows of the source table
+    lon: np.ndarray
+    lat: np.ndarray
+    crs: pa.Array
+    source: pa.Array
+    category: pa.Array
+    description: pa.Array
+    reporter_name: pa.Array
+    reporter_phone: pa.Array
+    photo_url: pa.Array
+    idempotency_key: pa.Array
+    created_at: pa.Array  # timestamp[us, UTC]; null: the import's "now"
+
+
+def _np(a: pa.Array) -> np.ndarray:
+    return a.to_numpy(zero_copy_only=False)
+
+
+def clean(a: pa.Array) -> pa.Array:
+    """gis.bulk._clean on a text column: stripped like str.strip(), empty → null."""
+    a = pc.utf8_trim(a, characters=WHITESPACE)
+    return pc.if_else(pc.equal(a, ""), pa.scalar(None, pa.string()), a)
+
+
+def _text_column(table: pd.DataFrame, name: str, n: int) -> pa.Array | None:
+    """The cleaned column as a string array; None if absent; raises TypeError if not text."""
+    if name not in table.columns:
+        return pa.nulls(n, pa.string())
+    col = table[name]
+    if isinstance(col.dtype, pd.StringDtype) or col.dtype == object:
+        a = pa.array(col, type=pa.string(), from_pandas=True)  # TypeError/ArrowInvalid on non-text values
+        return clean(a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a)
+    if col.isna().all():
+        return pa.nulls(n, pa.string())
+    return None
+
+
+def plain_rows(table: pd.DataFrame, xs: np.ndarray | None, ys: np.ndarray | None, crs: str | None,
+               file_crs: str | None) -> tuple[Plain, np.ndarray]:
+    """Split a report table into plain rows (cleaned, as columns) and doubtful rows (their positions)."""
+    n = len(table)
+    cols = {}
+    for name in ("lon", "lat", "crs", "source", "category", "description", "reporter_name", "reporter_phone",
+                 "photo_url", "idempotency_key", "created_at", "service_code", "address"):
+        try:
+            c = _text_column(table, name, n)
+        except (TypeError, pa.ArrowInvalid, pa.ArrowTypeError):
+            c = None
+        if c is None:  # numbers or mixed values: only the per-row route knows how it reads them
+            return _empty_plain(), np.arange(n)
+        cols[name] = c
+    ok = _np(pc.and_(cols["service_code"].is_null(), cols["address"].is_null()))
+
+    # Location: geometry if the file has one and the row's is a point, else the lon/lat columns.
+    lon = np.full(n, np.nan)
+    lat = np.full(n, np.nan)
+    from_geom = np.isfinite(xs) if xs is not None else np.zeros(n, bool)
+    if xs is not None:
+        lon[from_geom], lat[from_geom] = xs[from_geom], ys[from_geom]
+    numbers = pc.and_(pc.match_substring_regex(cols["lon"], NUMBER), pc.match_substring_regex(cols["lat"], NUMBER))
+    numbers = _np(pc.fill_null(numbers, False)) & ~from_geom
+    if numbers.any():
+        lon[numbers] = _np(pc.cast(pc.filter(cols["lon"], numbers), pa.float64()))
+        lat[numbers] = _np(pc.cast(pc.filter(cols["lat"], numbers), pa.float64()))
+    ok &= from_geom | numbers
+    # The per-row route's defaults: a file's own CRS applies to its geometries only.
+    default = pa.array(np.where(from_geom, crs or file_crs or "wgs84", crs or "wgs84"), pa.string())
+    crs_col = pc.coalesce(cols["crs"], default)
+    ok &= _np(pc.utf8_length(crs_col)) <= LIMITS["crs"]
+
+    source = pc.fill_null(cols["source"], "staff")  # a coordinate row's default
+    ok &= _np(pc.is_in(source, pa.array(sorted(SOURCES))))
+    cat = cols["category"]
+    ok &= _np(pc.fill_null(pc.match_substring_regex(cat, r"^[0-9]{1,5}$"), False))
+    cat = pc.utf8_lpad(pc.fill_null(cat, ""), 5, "0")
+    description = pc.fill_null(cols["description"], "")
+    for name, a in (("description", description), ("reporter_name", cols["reporter_name"]),
+                    ("reporter_phone", cols["reporter_phone"]), ("photo_url", cols["photo_url"]),
+                    ("idempotency_key", cols["idempotency_key"])):
+        ok &= _np(pc.fill_null(pc.utf8_length(a), 0)) <= LIMITS[name]
+    ok &= _np(pc.fill_null(pc.match_substring_regex(cols["reporter_phone"], PHONE), True))
+    url = cols["photo_url"]
+    ok &= _np(pc.fill_null(pc.or_(pc.starts_with(url, "http://"), pc.starts_with(url, "https://")), True))
+    created, good_time = _timestamps(cols["created_at"])
+    ok &= good_time
+
+    pos = np.flatnonzero(ok)
+    take = pa.array(pos)
+    plain = Plain(pos=pos, lon=lon[pos], lat=lat[pos], crs=crs_col.take(take), source=source.take(take),
+                  category=cat.take(take), description=description.take(take),
+                  reporter_name=cols["reporter_name"].take(take), reporter_phone=cols["reporter_phone"].take(take),
+                  photo_url=url.take(take), idempotency_key=cols["idempotency_key"].take(take),
+                  created_at=created.take(take))
+    return plain, np.flatnonzero(~ok)
+
+
+def _empty_plain() -> Plain:
+    s = pa.array([], pa.string())
+    return Plain(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), s, s, s, s, s, s, s, s, pa.array([], TS))
+
+
+def _timestamps(a: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """ISO 8601 with an offset → UTC timestamps; (values, row is plain: null or parsed unambiguously)."""
+    n = len(a)
+    present = _np(a.is_valid())
+    if not present.any():
+        return pa.nulls(n, TS), np.ones(n, bool)
+    parts = pc.extract_regex(a, CREATED_AT)  # null where it does not match
+    matched = _np(parts.is_valid())
+    base = pc.struct_field(parts, [0])
+    wall = pc.strptime(base, format="%Y-%m-%dT%H:%M:%S", unit="us", error_is_null=True)
+    # strptime normalizes impossible dates (02-30 → 03-02); only an exact round trip is plain
+    back = pc.strftime(wall, format="%Y-%m-%dT%H:%M:%S")  # with ".ffffff" at µs resolution
+    exact = _np(pc.fill_null(pc.equal(back, pc.binary_join_element_wise(base, ".000000", "")), False))
+    us = _np(pc.fill_null(wall.cast(pa.int64()), 0)).astype(np.int64)
+    frac = pc.utf8_rpad(pc.fill_null(pc.utf8_slice_codeunits(pc.struct_field(parts, [1]), 1), ""), 6, "0")
+    us += _np(pc.cast(pc.fill_null(frac, "000000"), pa.int64())).astype(np.int64)
+    off = pc.fill_null(pc.struct_field(parts, [2]), "Z")
+    zulu = _np(pc.equal(off, "Z"))
+    sign = np.where(_np(pc.starts_with(off, "-")), -1, 1)
+    hh = _np(pc.cast(pc.if_else(pc.equal(off, "Z"), "00", pc.utf8_slice_codeunits(off, 1, 3)), pa.int64()))
+    mm = _np(pc.cast(pc.if_else(pc.equal(off, "Z"), "00", pc.utf8_slice_codeunits(off, 4, 6)), pa.int64()))
+    us -= np.where(zulu, 0, sign * (hh * 3600 + mm * 60) * 10**6)
+    good = present & matched & exact
+    values = pa.array(us, pa.int64(), mask=~good).cast(TS)
+    return values, good | ~present
+
+
+# ------------------------------------------------------------------ locating and assigning
+def prepare_plain(reports, p: Plain, now: datetime, actor: str) -> tuple[pa.Table, pa.Table, list[tuple[int, str]]]:
+    """Locate and assign plain rows; the same results as gis.bulk.prepare gives row by row.
+
+    Returns (report table, event table, rejects[(0-based position, reason)]). The report
+    table has gis.bulk's batch columns; events refer to it by position ("report").
+    """
+    n = len(p.pos)
+    located, crs_errors = [], {}
+    crs_codes = pc.dictionary_encode(p.crs)
+    code = _np(crs_codes.indices)
+    for k, name in enumerate(crs_codes.dictionary.to_pylist()):
+        rows = np.flatnonzero(code == k)
+        try:
+            c = normalize_crs(name)
+        except UnknownCRSError as exc:
+            crs_errors[k] = str(exc)
+            continue
+        df = reports.index.assign(p.lon[rows], p.lat[rows], crs=c)
+        t = pa.Table.from_pandas(df[["status", "problem", "zone_id", "nearest_zone_id", "village_code", "distance_m",
+                                     "lon_wgs84", "lat_wgs84"]], preserve_index=False)
+        located.append(t.append_column("at", pa.array(rows)))
+    a = _located_columns(located, n)
+    status = a["status"]
+    reason = pc.if_else(pc.equal(status, "invalid"), a["problem"], pa.scalar(None, pa.string()))
+    for k, msg in crs_errors.items():
+        reason = pc.if_else(pa.array(code == k), msg, reason)
+    # The per-row route checks the catalogue after the coordinates.
+    unknown = ~_np(pc.is_in(p.category, pa.array(sorted(reports.category_codes)))) & _np(reason.is_null())
+    if unknown.any():
+        msgs = np.full(n, None, object)
+        cats = p.category.to_pylist()
+        for i in np.flatnonzero(unknown):
+            msgs[i] = f"unknown category {cats[i]!r}"
+        reason = pc.coalesce(reason, pa.array(msgs, pa.string()))
+    bad = _np(reason.is_valid())
+    rejects = list(zip(p.pos[bad].tolist(), pc.filter(reason, pa.array(bad)).to_pylist()))
+
+    keep = np.flatnonzero(~bad)
+    take = pa.array(keep)
+    m = len(keep)
+    a = {c: v.take(take) for c, v in a.items()}
+    st = a["status"]
+    in_zone = _np(pc.is_in(st, pa.array(["inside", "boundary", "snapped"])))
+    snapped = _np(pc.equal(st, "snapped"))
+    no_str = pa.scalar(None, pa.string())
+    zone = pc.if_else(pa.array(in_zone), a["zone_id"], no_str)
+    d = pc.fill_null(a["distance_m"], 0.0)
+    d = pc.if_else(pc.is_finite(d), d, 0.0)  # only outside and snapped rows use it; they always have one
+    metres = pc.cast(pc.round(d, round_mode="half_to_even"), pa.int64()).cast(pa.string())  # f"{d:.0f}"
+    notes = pc.if_else(
+        pa.array(snapped),
+        pc.binary_join_element_wise("attached to nearest zone ", zone, " (", metres, " m outside)", ""),
+        pc.binary_join_element_wise("outside every zone; nearest ", a["nearest_zone_id"], " at ", metres, " m", ""))
+    notes = pc.if_else(pa.array(in_zone & ~snapped), no_str, notes)
+    now_us = int(pd.Timestamp(now).tz_convert("UTC").value // 1000)
+    created = pc.fill_null(p.created_at.take(take), pa.scalar(now_us, pa.int64()).cast(TS))
+    chief = _chiefs(reports, zone, _np(created.cast(pa.int64())))
+    table = pa.table({
+        "row": pa.array(p.pos[keep], pa.int64()),
+        "created_at": created, "updated_at": created,
+        "source": p.source.take(take), "category": p.category.take(take),
+        "description": p.description.take(take),
+        "location_input": _location_json(p.lon[keep], p.lat[keep], p.crs.take(take)),
+        "lon": a["lon_wgs84"], "lat": a["lat_wgs84"],
+        "geocode_method": pa.array(np.full(m, "coordinates", object), pa.string()),
+        "geocode_confidence": pa.array(np.ones(m)), "needs_review": pa.array(~in_zone),
+        "review_note": notes, "zone_id": zone,
+        "village_code": pc.if_else(pa.array(in_zone), a["village_code"], no_str),
+        "chief_id": chief, "status": pa.array(np.where(in_zone, "assigned", "new"), pa.string()),
+        "reporter_name": p.reporter_name.take(take), "reporter_phone": p.reporter_phone.take(take),
+        "photo_url": p.photo_url.take(take), "idempotency_key": p.idempotency_key.take(take),
+    })
+    # History: "new" by the importer, then "assigned" by the system where a zone took it.
+    report = np.concatenate([np.arange(m), np.flatnonzero(in_zone)])
+    order = np.argsort(report, kind="stable")
+    first = np.arange(len(report)) < m
+    events = pa.table({
+        "report": pa.array(report[order], pa.int64()),
+        "status": pa.array(np.where(first, "new", "assigned")[order], pa.string()),
+        "at": created.take(pa.array(report[order])),
+        "actor": pa.array(np.where(first, actor, "system")[order], pa.string()),
+        "note": pa.nulls(len(report), pa.string()),
+    })
+    return table, events, rejects
+
+
+def _located_columns(parts: list[pa.Table], n: int) -> dict[str, pa.Array]:
+    """assign()'s columns for all n rows, in row order (null for rows no CRS could read)."""
+    names = ["status", "problem", "zone_id", "nearest_zone_id", "village_code"]
+    if not parts:
+        out = {c: pa.nulls(n, pa.string()) for c in names}
+        out.update({c: pa.nulls(n, pa.float64()) for c in ("distance_m", "lon_wgs84", "lat_wgs84")})
+        return out
+    t = pa.concat_tables([q.select(parts[0].column_names).cast(parts[0].schema) for q in parts])
+    at = t["at"].to_numpy()
+    where = np.full(n, -1, np.int64)
+    where[at] = np.arange(len(at))
+    idx = pa.array(where, mask=where < 0)
+    out = {}
+    for c in names:
+        col = t[c].combine_chunks()
+        out[c] = (col.cast(pa.string()) if not pa.types.is_dictionary(col.type)
+                  else col.dictionary.cast(pa.string()).take(col.indices)).take(idx)
+    for c in ("distance_m", "lon_wgs84", "lat_wgs84"):
+        out[c] = t[c].combine_chunks().take(idx)
+    return out
+
+
+def _location_json(lon: np.ndarray, lat: np.ndarray, crs: pa.Array) -> pa.Array:
+    """json.dumps({"lon": lon, "lat": lat, "crs": crs}, ensure_ascii=False) for each row."""
+    def numbers(v):
+        # Arrow prints floats shortest-round-trip like repr(), but "114" for 114.0 and its own
+        # exponent style: those rows (and any out of the plain range) take repr() itself.
+        s = pa.array(v).cast(pa.string())
+        odd = ~((np.abs(v) >= 1e-4) & (np.abs(v) < 1e7)) | (v == np.trunc(v))  # agrees with repr() here
+        if odd.any():
+            fixed = s.to_pylist()
+            for i in np.flatnonzero(odd):
+                fixed[i] = repr(float(v[i]))
+            s = pa.array(fixed, pa.string())
+        return s
+
+    codes = pc.dictionary_encode(crs)
+    quoted = pa.array([json.dumps(c, ensure_ascii=False) for c in codes.dictionary.to_pylist()], pa.string())
+    return pc.binary_join_element_wise('{"lon": ', numbers(lon), ', "lat": ', numbers(lat), ', "crs": ',
+                                       quoted.take(codes.indices), "}", "")
+
+
+def _chiefs(reports, zone: pa.Array, created_us: np.ndarray) -> pa.Array:
+    """The chief in force for each (zone, local day), asking the roster once per distinct pair."""
+    out = np.full(len(zone), None, object)
+    has = _np(zone.is_valid())
+    if has.any():
+        z = pc.dictionary_encode(pc.filter(zone, pa.array(has)))
+        zones, zcode = z.dictionary.to_pylist(), _np(z.indices).astype(np.int64)
+        day = (created_us[has] + LOCAL_OFFSET_US) // DAY_US
+        _, first, inverse = np.unique(zcode * (1 << 32) + (day - day.min()), return_index=True, return_inverse=True)
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        found = [reports._chief(zones[zcode[i]], epoch + timedelta(microseconds=int(day[i]) * DAY_US)) for i in first]
+        out[np.flatnonzero(has)] = np.asarray(found + [None], object)[:-1][inverse]
+    return pa.array(out, pa.string())
