@@ -22,7 +22,7 @@ import shapely
 from pydantic import ValidationError
 from sqlalchemy import insert, select, text
 
-from .bulk_columns import TS, Plain, plain_rows, prepare_plain
+from .bulk_columns import TS, Plain, build_plain, locate_plain, plain_rows
 from .reports import Location, ReportError, ReportIn, Reports
 from .roster import _as_date
 from .store import pg_bulk
@@ -300,20 +300,72 @@ def batch_from_rows(rows: list[dict], events: list[list[dict]]) -> tuple[pa.Tabl
     return pa.table(cols), pa.table(ev)
 
 
-def merge_batches(parts: list[tuple[pa.Table, pa.Table]]) -> tuple[pa.Table, pa.Table]:
-    """Concatenate batches and put their reports in source-row order (ids follow the file)."""
-    parts = [(t.select(parts[0][0].column_names), e) for t, e in parts]
-    table = pa.concat_tables([t for t, _ in parts])
-    offsets = np.cumsum([0] + [t.num_rows for t, _ in parts])
-    report = np.concatenate([e["report"].to_numpy() + o for (_, e), o in zip(parts, offsets)]) if parts else []
-    events = pa.concat_tables([e for _, e in parts])
-    order = np.argsort(table["row"].to_numpy(), kind="stable")
-    where = np.empty(len(order), np.int64)
-    where[order] = np.arange(len(order))
-    report = where[report]
-    ev_order = np.argsort(report, kind="stable")  # stable: each report's history keeps its order
-    events = events.set_column(0, "report", pa.array(report, pa.int64())).take(pa.array(ev_order))
-    return table.take(pa.array(order)), events
+@dataclass
+class Part:
+    """Candidate reports from one route: their source rows (ascending), and how to build some of them.
+
+    build(i0, i1) turns candidates i0..i1 into (reports, events, rejects[(row, reason)]);
+    events refer to their report by position in that reports table ("report").
+    """
+    rows: np.ndarray
+    build: Callable[[int, int], tuple[pa.Table, pa.Table, list[tuple[int, str]]]]
+    counted: bool  # progress was reported while preparing them
+
+
+def rows_part(table: pa.Table, events: pa.Table) -> Part:
+    """A part over ready tables (the per-row route; events sorted by "report")."""
+    report = events["report"].to_numpy()
+
+    def build(i0, i1):
+        e0, e1 = np.searchsorted(report, [i0, i1])
+        ev = events.slice(e0, e1 - e0)
+        return table.slice(i0, i1 - i0), ev.set_column(0, "report", pa.array(report[e0:e1] - i0)), []
+
+    return Part(table["row"].to_numpy(), build, counted=True)
+
+
+class Batch:
+    """The reports of an import in source-row order (so ids follow the file), built a window at a time.
+
+    Building lazily lets the client locate and encode window k+1 while the server stores
+    window k. Rows a window rejects are collected in `rejects`.
+    """
+
+    def __init__(self, parts: list[Part]):
+        self.parts = [p for p in parts if len(p.rows)]
+        self.max_rows = sum(len(p.rows) for p in self.parts)  # before any window rejects
+        self.rejects: list[tuple[int, str]] = []
+        self.needs_review = 0
+
+    def chunks(self, size: int):
+        """(reports, events, counted) per window of `size` candidates; "report" is the position in the window."""
+        bounds = np.sort(np.concatenate([p.rows for p in self.parts])) if self.parts else np.zeros(0, np.int64)
+        for a in range(0, self.max_rows, size):
+            r0, r1 = bounds[a], (bounds[a + size] if a + size < len(bounds) else bounds[-1] + 1)
+            tables, events, counted, base = [], [], [], 0
+            for part in self.parts:
+                i0, i1 = np.searchsorted(part.rows, [r0, r1])
+                if i1 == i0:
+                    continue
+                t, e, bad = part.build(int(i0), int(i1))
+                self.rejects.extend(bad)
+                tables.append(t)
+                events.append(e.set_column(0, "report", pa.array(e["report"].to_numpy() + base)))
+                counted.append(np.full(t.num_rows, part.counted))
+                base += t.num_rows
+            t = pa.concat_tables([q.select(tables[0].column_names).cast(tables[0].schema) for q in tables])
+            e = pa.concat_tables(events)
+            counted = np.concatenate(counted)
+            if len(tables) > 1:  # interleave the routes by source row
+                order = np.argsort(t["row"].to_numpy(), kind="stable")
+                where = np.empty(len(order), np.int64)
+                where[order] = np.arange(len(order))
+                report = where[e["report"].to_numpy()]
+                ev_order = np.argsort(report, kind="stable")  # stable: each report's history keeps its order
+                t, counted = t.take(pa.array(order)), counted[order]
+                e = e.set_column(0, "report", pa.array(report)).take(pa.array(ev_order))
+            self.needs_review += int(pc.sum(t["needs_review"]).as_py() or 0)
+            yield t, e, counted
 
 
 # ------------------------------------------------------------------ writing
@@ -321,20 +373,20 @@ CHUNK = 50_000  # rows per COPY message: bounded memory, and the encoding overla
 REBUILD_MIN = 100_000  # below this, index rebuilds are not worth an exclusive lock
 
 
-def write(reports: Reports, batch: pa.Table, events: pa.Table, rebuild_indexes: bool | None = None,
+def write(reports: Reports, batch: Batch, rebuild_indexes: bool | None = None,
           progress: Callable[[int], None] | None = None) -> list[int]:
     """Insert a batch and its events in one transaction; returns the new ids, in batch order.
 
     On PostGIS this is a binary COPY. `rebuild_indexes` (None: when the batch has at least
-    REBUILD_MIN rows and at least as many as the table) drops the secondary indexes and
-    constraints for the load and builds them again before commit, holding an exclusive
-    lock on reports and report_events meanwhile. `progress` gets the rows of each chunk
-    written whose "counted" flag is false.
+    REBUILD_MIN rows and at least as many as the table) drops the indexes and constraints
+    for the load and builds them again before commit, holding an exclusive lock on reports
+    and report_events meanwhile. Ids are taken for every candidate up front; the ones rows
+    rejected on the way leave gaps, as a rolled-back insert does. `progress` gets the
+    rows of each window that were not counted while being prepared.
     """
-    n = batch.num_rows
+    n = batch.max_rows
     if n == 0:
         return []
-    counted = batch["counted"].to_numpy() if "counted" in batch.column_names else np.zeros(n, bool)
     db = reports.db
     with db.engine.begin() as conn:
         if db.dialect == "postgresql":
@@ -344,32 +396,62 @@ def write(reports: Reports, batch: pa.Table, events: pa.Table, rebuild_indexes: 
                     rebuild_indexes = n >= REBUILD_MIN and n >= pg_bulk.estimated_rows(cur, "reports")
                 ctx = pg_bulk.indexes_rebuilt(cur, ["reports", "report_events"]) if rebuild_indexes else nullcontext()
                 with ctx:
-                    ids = _new_ids(cur, n, locked=bool(rebuild_indexes))
-                    pg_bulk.copy_columns(cur, "reports", REPORT_COLS, _report_chunks(batch, ids, counted, progress))
-                    pg_bulk.copy_columns(cur, "report_events", EVENT_COLS, _event_chunks(events, ids))
-            return ids.tolist()
+                    ids = _new_ids(cur, "reports", n, locked=bool(rebuild_indexes))
+                    events: list[list[pa.Array]] = []
+                    used = [0]
+                    pg_bulk.copy_columns(cur, "reports", REPORT_COLS,
+                                         _report_columns(batch, ids, used, events, progress))
+                    event_cols = EVENT_COLS
+                    if rebuild_indexes:  # explicit ids: no nextval() per row
+                        m = sum(len(e[0]) for e in events)
+                        eids, k = _new_ids(cur, "report_events", m, locked=True), 0
+                        for e in events:
+                            e.insert(0, pa.array(eids[k:k + len(e[0])], pa.int32()))
+                            k += len(e[0])
+                        event_cols = ["id", *EVENT_COLS]
+                    pg_bulk.copy_columns(cur, "report_events", event_cols, events)
+            return ids[:used[0]].tolist()
         start = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM reports")).scalar_one() + 1
-        ids = np.arange(start, start + n)
-        rows = batch.to_pylist()
-        for i, r in zip(ids.tolist(), rows):
-            r["id"] = i
-            r["location_input"] = json.loads(r["location_input"])
-            r["geom"] = None if r["lon"] is None else shapely.Point(r["lon"], r["lat"])
-            for c in ("row", "lon", "lat", "counted"):
-                r.pop(c, None)
-        conn.execute(insert(Report.__table__), rows)
-        evs = events.to_pylist()
-        for e in evs:
-            e["report_id"] = int(ids[e.pop("report")])
-        conn.execute(insert(ReportEvent.__table__), evs)
+        a = 0
+        for t, e, counted in batch.chunks(CHUNK):
+            rows = t.to_pylist()
+            for i, r in enumerate(rows, start=start + a):
+                r["id"] = i
+                r["location_input"] = json.loads(r["location_input"])
+                r["geom"] = None if r["lon"] is None else shapely.Point(r["lon"], r["lat"])
+                for c in ("row", "lon", "lat"):
+                    del r[c]
+            if rows:
+                conn.execute(insert(Report.__table__), rows)
+            evs = e.to_pylist()
+            for ev in evs:
+                ev["report_id"] = start + a + ev.pop("report")
+            if evs:
+                conn.execute(insert(ReportEvent.__table__), evs)
+            if progress:
+                progress(int((~counted).sum()))
+            a += len(rows)
+    return list(range(start, start + a))
+
+
+def _report_columns(batch: Batch, ids: np.ndarray, used: list[int], events: list, progress):
+    """COPY columns for each window of reports; their events' columns go to `events` meanwhile."""
+    for t, e, counted in batch.chunks(CHUNK):
+        a, b = used[0], used[0] + t.num_rows
+        lon = t["lon"].to_numpy(zero_copy_only=False)
+        lat = t["lat"].to_numpy(zero_copy_only=False)
+        cols = {"id": pa.array(ids[a:b], pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326)}
+        yield [cols[c] if c in cols else t[c].combine_chunks() for c in REPORT_COLS]
+        events.append([pa.array(ids[a + e["report"].to_numpy()], pa.int32())]
+                      + [e[c].combine_chunks() for c in EVENT_COLS[1:]])
         if progress:
             progress(int((~counted).sum()))
-    return ids.tolist()
+        used[0] = b
 
 
-def _new_ids(cur, n: int, locked: bool) -> np.ndarray:
-    seq = "pg_get_serial_sequence('reports', 'id')"
-    if locked:  # nobody else can insert into reports now: take the whole range in one step
+def _new_ids(cur, table: str, n: int, locked: bool) -> np.ndarray:
+    seq = f"pg_get_serial_sequence('{table}', 'id')"
+    if locked:  # nobody else can insert into the table now: take the whole range in one step
         cur.execute(f"SELECT setval({seq}, nextval({seq}) + %s - 1)", (n,))
         last = cur.fetchone()[0]
         return np.arange(last - n + 1, last + 1, dtype=np.int64)
@@ -377,44 +459,37 @@ def _new_ids(cur, n: int, locked: bool) -> np.ndarray:
     return np.array([r[0] for r in cur.fetchall()], np.int64)
 
 
-def _report_chunks(batch: pa.Table, ids: np.ndarray, counted: np.ndarray, progress):
-    for a in range(0, batch.num_rows, CHUNK):
-        t = batch.slice(a, CHUNK)
-        b = a + t.num_rows
-        lon = t["lon"].to_numpy(zero_copy_only=False)
-        lat = t["lat"].to_numpy(zero_copy_only=False)
-        cols = {"id": pa.array(ids[a:b], pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326)}
-        yield [cols[c] if c in cols else t[c].combine_chunks() for c in REPORT_COLS]
-        if progress:
-            progress(int((~counted[a:b]).sum()))
-
-
-def _event_chunks(events: pa.Table, ids: np.ndarray):
-    for a in range(0, events.num_rows, CHUNK):
-        t = events.slice(a, CHUNK)
-        rid = pa.array(ids[t["report"].to_numpy()], pa.int32())
-        yield [rid] + [t[c].combine_chunks() for c in EVENT_COLS[1:]]
-
-
 # ------------------------------------------------------------------ importing
-def _stored_keys(db, keys: list[str]) -> set[str]:
+def plain_part(reports: Reports, plain: Plain, now: datetime, actor: str, progress) -> Part:
+    """Plain rows as a part: each window is located, checked and built when the writer asks for it."""
+    def build(i0, i1):
+        loc, bad = locate_plain(reports, plain.slice(i0, i1), now)
+        if progress and bad:
+            progress(len(bad))
+        table, events = build_plain(reports, loc, 0, len(loc.p.pos), actor)
+        return table, events, [(pos + 1, reason) for pos, reason in bad]
+
+    return Part(plain.pos + 1, build, counted=False)
+
+
+def _stored_keys(db, keys: pa.Array) -> pa.Array:
     """Which of `keys` are already stored (idempotency)."""
-    if not keys:
-        return set()
+    if not len(keys):
+        return pa.array([], pa.string())
     if db.dialect == "postgresql":
-        # COPY the keys into a temporary table and join: one hash join, not a probe (or a parameter) per key
+        # COPY the keys into a temporary table and join: no parameter, no round trip per key
         with db.engine.begin() as conn, conn.connection.driver_connection.cursor() as cur:
             cur.execute("CREATE TEMPORARY TABLE zc_import_keys (key text) ON COMMIT DROP")
-            pg_bulk.copy_columns(cur, "zc_import_keys", ["key"], [[pa.array(keys, pa.string())]])
-            cur.execute("ANALYZE zc_import_keys")  # so the planner knows the list's size
+            pg_bulk.copy_columns(cur, "zc_import_keys", ["key"], [[keys]])
             cur.execute("SELECT r.idempotency_key FROM zc_import_keys k JOIN reports r ON r.idempotency_key = k.key")
-            return {r[0] for r in cur.fetchall()}
-    found: set[str] = set()
+            return pa.array([r[0] for r in cur.fetchall()], pa.string())
+    found: list[str] = []
+    names = keys.to_pylist()
     with db.engine.connect() as conn:
-        for i in range(0, len(keys), 5000):
-            found |= set(conn.execute(select(Report.idempotency_key)
-                                      .where(Report.idempotency_key.in_(keys[i:i + 5000]))).scalars())
-    return found
+        for i in range(0, len(names), 5000):
+            found += conn.execute(select(Report.idempotency_key)
+                                  .where(Report.idempotency_key.in_(names[i:i + 5000]))).scalars().all()
+    return pa.array(found, pa.string())
 
 
 def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], rejects: list[tuple[int, str]],
@@ -424,48 +499,42 @@ def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], reject
     res = ImportResult()
     # Idempotency keys, over both routes in source-row order: stored → skipped; repeated → later ones rejected.
     p_rows = (plain.pos + 1) if plain is not None else np.zeros(0, np.int64)
-    p_keys = plain.idempotency_key.to_pylist() if plain is not None else []
     rows = np.concatenate([p_rows, np.array([it.row for it in intakes], np.int64)])
-    keys = np.array(p_keys + [it.data.idempotency_key for it in intakes], object)
-    has = np.flatnonzero(keys != None)  # noqa: E711
-    stored = _stored_keys(reports.db, list(set(keys[has].tolist())))
-    drop = np.zeros(len(rows), bool)
-    order = has[np.argsort(rows[has], kind="stable")]
-    codes, uniques = pd.factorize(keys[order])
-    _, first = np.unique(codes, return_index=True)
+    keys = pa.concat_arrays([plain.idempotency_key if plain is not None else pa.array([], pa.string()),
+                             pa.array([it.data.idempotency_key for it in intakes], pa.string())])
+    has = np.flatnonzero(keys.is_valid().to_numpy(zero_copy_only=False))
+    order = has if np.all(np.diff(rows[has]) > 0) else has[np.argsort(rows[has], kind="stable")]
+    enc = keys.take(pa.array(order)).dictionary_encode()
+    codes, uniques = enc.indices.to_numpy(), enc.dictionary  # codes numbered in order of first appearance
+    stored = _stored_keys(reports.db, uniques)
+    first = np.concatenate([[True], codes[1:] > np.maximum.accumulate(codes)[:-1]]) if len(codes) else codes > 0
     first_row = rows[order[first]]
-    present = np.isin(keys[order], list(stored)) if stored else np.zeros(len(order), bool)
-    repeat = ~present & (rows[order] != first_row[codes])
+    present = (pc.is_in(uniques, stored).to_numpy(zero_copy_only=False)[codes] if len(stored)
+               else np.zeros(len(order), bool))
+    repeat = ~present & ~first
     res.already_present = int(present.sum())
+    drop = np.zeros(len(rows), bool)
     drop[order[present | repeat]] = True
-    for i, c in zip(order[repeat], codes[repeat]):
-        rejects.append((int(rows[i]), f"idempotency_key {uniques[c]!r} repeats row {first_row[c]}"))
+    if repeat.any():
+        names = uniques.to_pylist()
+        for i, c in zip(order[repeat], codes[repeat]):
+            rejects.append((int(rows[i]), f"idempotency_key {names[c]!r} repeats row {first_row[c]}"))
     if progress and drop.any():
         progress(int(drop.sum()))
     parts = []
     if plain is not None and len(plain.pos):
-        table, events, bad = prepare_plain(reports, _subset(plain, ~drop[:len(p_rows)]), now, actor)
-        rejects.extend((pos + 1, reason) for pos, reason in bad)
-        if progress and bad:
-            progress(len(bad))
-        parts.append((table.append_column("counted", pa.array(np.zeros(table.num_rows, bool))), events))
+        parts.append(plain_part(reports, plain.subset(~drop[:len(p_rows)]), now, actor, progress))
     todo = [it for it, d in zip(intakes, drop[len(p_rows):]) if not d]
     r_rows, r_events, bad = prepare(reports, todo, actor, now, progress)
     rejects.extend(bad)
-    if r_rows or not parts:
-        table, events = batch_from_rows(r_rows, r_events)
-        parts.append((table.append_column("counted", pa.array(np.ones(table.num_rows, bool))), events))
-    batch, events = merge_batches(parts)
-    res.ids = write(reports, batch, events, rebuild_indexes, progress)
+    parts.append(rows_part(*batch_from_rows(r_rows, r_events)))
+    batch = Batch(parts)
+    res.ids = write(reports, batch, rebuild_indexes, progress)
+    rejects.extend(batch.rejects)
     res.inserted = len(res.ids)
-    res.needs_review = int(pc.sum(batch["needs_review"]).as_py() or 0)
+    res.needs_review = batch.needs_review
     res.rejected = len(rejects)
     return res
-
-
-def _subset(p: Plain, keep: np.ndarray) -> Plain:
-    take = pa.array(np.flatnonzero(keep))
-    return Plain(**{f: (v[keep] if isinstance(v, np.ndarray) else v.take(take)) for f, v in vars(p).items()})
 
 
 def import_intakes(reports: Reports, intakes: list[Intake], pre_rejects: list[tuple[int, str]] | None = None,

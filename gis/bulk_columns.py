@@ -53,6 +53,14 @@ class Plain:
     created_at: pa.Array  # timestamp[us, UTC]; null: the import's "now"
 
 
+    def subset(self, keep: np.ndarray) -> "Plain":
+        return _subset(self, keep)
+
+    def slice(self, i0: int, i1: int) -> "Plain":
+        return Plain(**{f: (v[i0:i1] if isinstance(v, np.ndarray) else v.slice(i0, i1 - i0))
+                        for f, v in vars(self).items()})
+
+
 def _np(a: pa.Array) -> np.ndarray:
     return a.to_numpy(zero_copy_only=False)
 
@@ -105,7 +113,9 @@ def plain_rows(table: pd.DataFrame, xs: np.ndarray | None, ys: np.ndarray | None
         lat[numbers] = _np(pc.cast(pc.filter(cols["lat"], numbers), pa.float64()))
     ok &= from_geom | numbers
     # The per-row route's defaults: a file's own CRS applies to its geometries only.
-    default = pa.array(np.where(from_geom, crs or file_crs or "wgs84", crs or "wgs84"), pa.string())
+    default = crs or "wgs84"
+    if from_geom.any() and (crs or file_crs or "wgs84") != default:
+        default = pc.if_else(pa.array(from_geom), crs or file_crs or "wgs84", default)
     crs_col = pc.coalesce(cols["crs"], default)
     ok &= _np(pc.utf8_length(crs_col)) <= LIMITS["crs"]
 
@@ -168,11 +178,25 @@ def _timestamps(a: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 
 # ------------------------------------------------------------------ locating and assigning
-def prepare_plain(reports, p: Plain, now: datetime, actor: str) -> tuple[pa.Table, pa.Table, list[tuple[int, str]]]:
-    """Locate and assign plain rows; the same results as gis.bulk.prepare gives row by row.
+@dataclass
+class Located:
+    """Plain rows that passed locating, with what the per-chunk build needs."""
+    p: Plain
+    a: dict[str, pa.Array]  # assign()'s columns
+    in_zone: np.ndarray
+    snapped: np.ndarray
+    created: pa.Array  # timestamp[us, UTC], the import's "now" filled in
 
-    Returns (report table, event table, rejects[(0-based position, reason)]). The report
-    table has gis.bulk's batch columns; events refer to it by position ("report").
+    def subset(self, keep: np.ndarray) -> "Located":
+        take = pa.array(np.flatnonzero(keep))
+        return Located(_subset(self.p, keep), {c: v.take(take) for c, v in self.a.items()}, self.in_zone[keep],
+                       self.snapped[keep], self.created.take(take))
+
+
+def locate_plain(reports, p: Plain, now: datetime) -> tuple[Located, list[tuple[int, str]]]:
+    """Locate plain rows (one assign() per CRS) and reject what the per-row route would reject.
+
+    Returns (the accepted rows, rejects[(0-based position, reason)]).
     """
     n = len(p.pos)
     located, crs_errors = [], {}
@@ -190,8 +214,7 @@ def prepare_plain(reports, p: Plain, now: datetime, actor: str) -> tuple[pa.Tabl
                                      "lon_wgs84", "lat_wgs84"]], preserve_index=False)
         located.append(t.append_column("at", pa.array(rows)))
     a = _located_columns(located, n)
-    status = a["status"]
-    reason = pc.if_else(pc.equal(status, "invalid"), a["problem"], pa.scalar(None, pa.string()))
+    reason = pc.if_else(pc.equal(a["status"], "invalid"), a["problem"], pa.scalar(None, pa.string()))
     for k, msg in crs_errors.items():
         reason = pc.if_else(pa.array(code == k), msg, reason)
     # The per-row route checks the catalogue after the coordinates.
@@ -204,14 +227,26 @@ def prepare_plain(reports, p: Plain, now: datetime, actor: str) -> tuple[pa.Tabl
         reason = pc.coalesce(reason, pa.array(msgs, pa.string()))
     bad = _np(reason.is_valid())
     rejects = list(zip(p.pos[bad].tolist(), pc.filter(reason, pa.array(bad)).to_pylist()))
-
-    keep = np.flatnonzero(~bad)
-    take = pa.array(keep)
-    m = len(keep)
+    keep = ~bad
+    take = pa.array(np.flatnonzero(keep))
     a = {c: v.take(take) for c, v in a.items()}
-    st = a["status"]
-    in_zone = _np(pc.is_in(st, pa.array(["inside", "boundary", "snapped"])))
-    snapped = _np(pc.equal(st, "snapped"))
+    now_us = int(pd.Timestamp(now).tz_convert("UTC").value // 1000)
+    p = _subset(p, keep)
+    return Located(p=p, a=a, in_zone=_np(pc.is_in(a["status"], pa.array(["inside", "boundary", "snapped"]))),
+                   snapped=_np(pc.equal(a["status"], "snapped")),
+                   created=pc.fill_null(p.created_at, pa.scalar(now_us, pa.int64()).cast(TS))), rejects
+
+
+def build_plain(reports, loc: Located, i0: int, i1: int, actor: str) -> tuple[pa.Table, pa.Table]:
+    """Report and event tables (gis.bulk's batch columns) for accepted plain rows i0..i1.
+
+    Events refer to their report by position in the returned table ("report").
+    """
+    p, sl = loc.p, slice(i0, i1)
+    m = i1 - i0
+    a = {c: v.slice(i0, m) for c, v in loc.a.items()}
+    in_zone, snapped = loc.in_zone[sl], loc.snapped[sl]
+    created = loc.created.slice(i0, m)
     no_str = pa.scalar(None, pa.string())
     zone = pc.if_else(pa.array(in_zone), a["zone_id"], no_str)
     d = pc.fill_null(a["distance_m"], 0.0)
@@ -222,36 +257,39 @@ def prepare_plain(reports, p: Plain, now: datetime, actor: str) -> tuple[pa.Tabl
         pc.binary_join_element_wise("attached to nearest zone ", zone, " (", metres, " m outside)", ""),
         pc.binary_join_element_wise("outside every zone; nearest ", a["nearest_zone_id"], " at ", metres, " m", ""))
     notes = pc.if_else(pa.array(in_zone & ~snapped), no_str, notes)
-    now_us = int(pd.Timestamp(now).tz_convert("UTC").value // 1000)
-    created = pc.fill_null(p.created_at.take(take), pa.scalar(now_us, pa.int64()).cast(TS))
-    chief = _chiefs(reports, zone, _np(created.cast(pa.int64())))
     table = pa.table({
-        "row": pa.array(p.pos[keep], pa.int64()),
+        "row": pa.array(p.pos[sl] + 1, pa.int64()),
         "created_at": created, "updated_at": created,
-        "source": p.source.take(take), "category": p.category.take(take),
-        "description": p.description.take(take),
-        "location_input": _location_json(p.lon[keep], p.lat[keep], p.crs.take(take)),
+        "source": p.source.slice(i0, m), "category": p.category.slice(i0, m),
+        "description": p.description.slice(i0, m),
+        "location_input": _location_json(p.lon[sl], p.lat[sl], p.crs.slice(i0, m)),
         "lon": a["lon_wgs84"], "lat": a["lat_wgs84"],
-        "geocode_method": pa.array(np.full(m, "coordinates", object), pa.string()),
+        "geocode_method": pa.repeat(pa.scalar("coordinates"), m),
         "geocode_confidence": pa.array(np.ones(m)), "needs_review": pa.array(~in_zone),
         "review_note": notes, "zone_id": zone,
         "village_code": pc.if_else(pa.array(in_zone), a["village_code"], no_str),
-        "chief_id": chief, "status": pa.array(np.where(in_zone, "assigned", "new"), pa.string()),
-        "reporter_name": p.reporter_name.take(take), "reporter_phone": p.reporter_phone.take(take),
-        "photo_url": p.photo_url.take(take), "idempotency_key": p.idempotency_key.take(take),
+        "chief_id": _chiefs(reports, zone, _np(created.cast(pa.int64()))),
+        "status": pc.if_else(pa.array(in_zone), "assigned", "new"),
+        "reporter_name": p.reporter_name.slice(i0, m), "reporter_phone": p.reporter_phone.slice(i0, m),
+        "photo_url": p.photo_url.slice(i0, m), "idempotency_key": p.idempotency_key.slice(i0, m),
     })
     # History: "new" by the importer, then "assigned" by the system where a zone took it.
     report = np.concatenate([np.arange(m), np.flatnonzero(in_zone)])
     order = np.argsort(report, kind="stable")
-    first = np.arange(len(report)) < m
+    first = pa.array(order < m)  # the first m entries are the "new" events
     events = pa.table({
         "report": pa.array(report[order], pa.int64()),
-        "status": pa.array(np.where(first, "new", "assigned")[order], pa.string()),
+        "status": pc.if_else(first, "new", "assigned"),
         "at": created.take(pa.array(report[order])),
-        "actor": pa.array(np.where(first, actor, "system")[order], pa.string()),
+        "actor": pc.if_else(first, actor, "system"),
         "note": pa.nulls(len(report), pa.string()),
     })
-    return table, events, rejects
+    return table, events
+
+
+def _subset(p: Plain, keep: np.ndarray) -> Plain:
+    take = pa.array(np.flatnonzero(keep))
+    return Plain(**{f: (v[keep] if isinstance(v, np.ndarray) else v.take(take)) for f, v in vars(p).items()})
 
 
 def _located_columns(parts: list[pa.Table], n: int) -> dict[str, pa.Array]:

@@ -44,7 +44,7 @@ def test_schema(live):
     eng = sa.create_engine(live["url"])
     if not live["url"].startswith("postgresql"):
         with eng.connect() as c:
-            assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
             cols = {r[1]: r[2] for r in c.execute(sa.text("PRAGMA table_info(reports)"))}
             assert cols["geom"].upper() == "BLOB"  # WKB on the embedded store
             assert c.execute(sa.text("SELECT count(*) FROM zones")).scalar() == 29
@@ -58,7 +58,7 @@ def test_schema(live):
         for t in ("zones", "villages", "facilities"):
             assert c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() > 0
             assert c.execute(sa.text(f"SELECT count(*) FROM pg_indexes WHERE tablename='{t}' AND indexdef ILIKE '%gist%'")).scalar() == 1
-        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     eng.dispose()
 
 

@@ -97,7 +97,7 @@ class Report(Base):
     zone_id: Mapped[str | None] = mapped_column(String(32), index=True)
     village_code: Mapped[str | None] = mapped_column(String(32))
     chief_id: Mapped[str | None] = mapped_column(String(32), index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # no index: see migration 0003
     reporter_name: Mapped[str | None] = mapped_column(String(100))  # personal data
     reporter_phone: Mapped[str | None] = mapped_column(String(40))  # personal data
     photo_url: Mapped[str | None] = mapped_column(String(500))
