@@ -493,9 +493,9 @@ def _stored_keys(db, keys: pa.Array) -> pa.Array:
 
 
 def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], rejects: list[tuple[int, str]],
-            actor: str, progress, rebuild_indexes: bool | None) -> ImportResult:
+            actor: str, progress, rebuild_indexes: bool | None, now: datetime | None = None) -> ImportResult:
     """Idempotency, then both routes (plain rows as columns, the rest row by row), then one write."""
-    now = datetime.now(timezone.utc)
+    now = now or datetime.now(timezone.utc)
     res = ImportResult()
     # Idempotency keys, over both routes in source-row order: stored → skipped; repeated → later ones rejected.
     p_rows = (plain.pos + 1) if plain is not None else np.zeros(0, np.int64)
@@ -550,8 +550,12 @@ COLUMNAR = True  # plain rows as columns; False sends every row through the per-
 
 
 def import_file(reports: Reports, path: str | Path, rejects_path: str | Path | None = None, crs: str | None = None,
-                actor: str = "import", progress=None, rebuild_indexes: bool | None = None) -> ImportResult:
-    """Import a CSV / GeoJSON / GeoParquet of reports. Bad rows go to `rejects_path` with a reason."""
+                actor: str = "import", progress=None, rebuild_indexes: bool | None = None,
+                now: datetime | None = None) -> ImportResult:
+    """Import a CSV / GeoJSON / GeoParquet of reports. Bad rows go to `rejects_path` with a reason.
+
+    `now` stands in for rows without created_at (default: the time of the import).
+    """
     path = Path(path)
     table, xs, ys, file_crs = read_table(path)
     if COLUMNAR:
@@ -570,7 +574,7 @@ def import_file(reports: Reports, path: str | Path, rejects_path: str | Path | N
     if progress and pre:
         progress(len(pre))
     rejects = list(pre)
-    res = _import(reports, plain, intakes, rejects, actor, progress, rebuild_indexes)
+    res = _import(reports, plain, intakes, rejects, actor, progress, rebuild_indexes, now)
     rejects.sort()
     res.rejected = len(rejects)
     if rejects:

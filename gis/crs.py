@@ -179,21 +179,25 @@ def _inverse(raw, guess, lon, lat):
 
     Both offsets are nearly translations (Jacobian ≈ identity, off by < 1 %), so
     w <- w - (raw(w) - target) contracts by ~100x per step and converges in a
-    handful of iterations.
+    handful of iterations. Each point stops on its own error, so its answer does not
+    depend on what else is in the batch.
     """
     lon, lat = _xy(lon, lat)
+    shape = lon.shape
+    lon, lat = lon.ravel(), lat.ravel()
     with np.errstate(all="ignore"):
         inside = _in_china(lon, lat)
         wlon, wlat = guess(lon, lat)
-        if inside.any():
-            for _ in range(_MAX_ITER):
-                flon, flat = raw(wlon, wlat)
-                elon, elat = flon - lon, flat - lat
-                wlon, wlat = wlon - elon, wlat - elat
-                err = np.maximum(np.abs(elon), np.abs(elat))[inside]
-                if not (err.max() >= _TOL_DEG):  # also stops if everything is NaN
-                    break
-        return np.where(inside, wlon, lon), np.where(inside, wlat, lat)
+        active = np.flatnonzero(inside)
+        for _ in range(_MAX_ITER):
+            if not len(active):
+                break
+            flon, flat = raw(wlon[active], wlat[active])
+            elon, elat = flon - lon[active], flat - lat[active]
+            wlon[active] -= elon
+            wlat[active] -= elat
+            active = active[np.maximum(np.abs(elon), np.abs(elat)) >= _TOL_DEG]  # NaN stops too
+        return np.where(inside, wlon, lon).reshape(shape), np.where(inside, wlat, lat).reshape(shape)
 
 
 # --------------------------------------------------------------------------- public transforms
