@@ -1,29 +1,39 @@
-"""Bulk report import (gis.bulk.import_file) on PostGIS (COPY) and SQLite, side by side in one run.
+"""Bulk report import (gis.bulk.import_file): the column route against the per-row route, side by side.
 
-    .venv/bin/python benchmarks/bench_import.py [--n 200000] [--repeats 3]
+    .venv/bin/python benchmarks/bench_import.py [--n 200000] [--rounds 5]
 
 Creates a throw-away PostGIS database through the local PostgreSQL (ZONECHIEF_TEST_PG_URL, default
 postgresql+psycopg://postgres@127.0.0.1:5432/postgres), migrates it, and writes a CSV of n reports:
-lon/lat over the shipped zones' bounding box, half WGS-84 and half GCJ-02, categories from the
-catalogue, descriptions, unique idempotency keys. Measures, median of `repeats` runs, the stored
-rows dropped between runs:
-  end to end   import_file: read, validate, locate, assign chiefs, write (reports/s)
-  COPY only    write() of the prepared rows (reports/s; the events are written too)
-Peak memory: tracemalloc peak of one end-to-end import (Python allocations: numpy, pandas, lists).
+lon/lat uniform over the shipped zones' bounding box, half WGS-84 and half GCJ-02, categories from
+the catalogue, descriptions, unique idempotency keys. Each round runs every method once, in turn,
+into emptied tables (TRUNCATE), so a slow moment of this shared machine hits all of them; the
+median time over rounds is reported, and ratios are medians of the per-round ratios.
+
+  columns     import_file as shipped: plain rows validated and located a column at a time, binary
+              COPY, indexes rebuilt (the table is empty, so the load at least doubles it)
+  columns-keep-indexes
+              the same with rebuild_indexes=False: what a top-up into a large table costs per row
+  per-row     every row through pydantic and gis.bulk.prepare (the route doubtful rows take; before
+              the column route it was the only one), indexes kept
+  sqlite-columns
+              import_file into an SQLite file (the embedded default)
+
+Peak memory: the rise of the peak resident set (VmHWM) during one import, in a fresh process per
+method (Python, Arrow and libpq buffers included).
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +46,12 @@ from gis.crs import wgs84_to_gcj02  # noqa: E402
 from gis.settings import Settings  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("ZONECHIEF_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+METHODS = {  # name: (store, column route, rebuild_indexes)
+    "columns": ("pg", True, None),
+    "columns-keep-indexes": ("pg", True, False),
+    "per-row": ("pg", False, False),
+    "sqlite-columns": ("sqlite", True, None),
+}
 
 
 def make_csv(path: Path, n: int, index, categories, seed: int = 0) -> None:
@@ -65,72 +81,98 @@ def clear(db) -> None:
             c.exec_driver_sql("DELETE FROM reports")
 
 
-def run_backend(name: str, url: str, src: Path, n: int, repeats: int, index) -> dict:
-    svc = Services(Settings(), index=index, database_url=url)
-    reports = svc.reports
-    db = reports.db
-    e2e, copy_t = [], []
-    for _ in range(repeats):
-        clear(db)
+def run(reports, src: Path, method: str):
+    _, columnar, rebuild = METHODS[method]
+    clear(reports.db)
+    bulk.COLUMNAR = columnar
+    try:
         t = time.perf_counter()
-        res = bulk.import_file(reports, src, src.with_suffix(".rejects.csv"))
-        e2e.append(time.perf_counter() - t)
-        inserted = res.inserted
-    # COPY stage alone: the same rows, prepared once, written `repeats` times.
-    table, parsed = bulk.rows_from_file(src)
-    from gis.reports import ReportIn
+        res = bulk.import_file(reports, src, src.with_suffix(".rejects.csv"), rebuild_indexes=rebuild)
+        return time.perf_counter() - t, res
+    finally:
+        bulk.COLUMNAR = True
 
-    intakes = [bulk.Intake(i, ReportIn.model_validate(d)) for i, d in enumerate(parsed, 1) if not isinstance(d, str)]
-    rows, events, _ = bulk.prepare(reports, intakes, "bench", datetime.now(timezone.utc))
-    for _ in range(repeats):
-        clear(db)
-        t = time.perf_counter()
-        bulk.write(reports, rows, events)
-        copy_t.append(time.perf_counter() - t)
-    clear(db)
-    tracemalloc.start()
-    bulk.import_file(reports, src, src.with_suffix(".rejects.csv"))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    clear(db)
-    db.engine.dispose()
-    return {"name": name, "n": n, "inserted": inserted, "rejected": n - inserted, "e2e": statistics.median(e2e),
-            "copy": statistics.median(copy_t), "written": len(rows), "peak": peak}
+
+def _kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def rss_of(method: str, src: Path, urls: dict) -> None:
+    """In a fresh process: one warm-up import, then the VmHWM rise of one more (printed as JSON)."""
+    from gis.lookup import ZoneIndex
+
+    reports = Services(Settings(), index=ZoneIndex.load(), database_url=urls[METHODS[method][0]]).reports
+    run(reports, src, method)
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    before = _kb("VmRSS")
+    run(reports, src, method)
+    print(json.dumps({"rise": (_kb("VmHWM") - before) * 1024}))
+    clear(reports.db)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200_000)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
+    ap.add_argument("--rss-of", help=argparse.SUPPRESS)
+    ap.add_argument("--src", help=argparse.SUPPRESS)
+    ap.add_argument("--urls", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.rss_of:
+        rss_of(a.rss_of, Path(a.src), json.loads(a.urls))
+        return
     from gis.lookup import ZoneIndex
 
+    methods = [m.strip() for m in a.methods.split(",")]
     index = ZoneIndex.load()
     tmp = Path(tempfile.mkdtemp(prefix="zc_bench_import_"))
     name = f"zc_bench_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    pg_url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    urls = {"pg": sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False),
+            "sqlite": f"sqlite:///{tmp / 'bench.sqlite'}"}
     try:
-        svc = Services(Settings(), index=index, database_url=f"sqlite:///{tmp / 'probe.sqlite'}")
+        stores = {k: Services(Settings(), index=index, database_url=u).reports for k, u in urls.items()}
         src = tmp / "reports.csv"
-        make_csv(src, a.n, index, set(svc.reports.category_codes))
-        results = [run_backend("PostGIS (COPY)", pg_url, src, a.n, a.repeats, index),
-                   run_backend("SQLite (executemany)", f"sqlite:///{tmp / 'bench.sqlite'}", src, a.n, a.repeats, index)]
+        make_csv(src, a.n, index, set(stores["pg"].category_codes))
+        times: dict[str, list[float]] = {m: [] for m in methods}
+        results = {}
+        for m in methods:  # warm-up: imports, numba's cache, the planner's statistics
+            results[m] = run(stores[METHODS[m][0]], src, m)[1]
+        for r in range(a.rounds):
+            for m in methods:
+                t, results[m] = run(stores[METHODS[m][0]], src, m)
+                times[m].append(t)
+            print(f"round {r + 1}: " + ", ".join(f"{m} {times[m][-1]:.2f} s" for m in methods), file=sys.stderr)
+        for s in stores.values():
+            clear(s.db)
+            s.db.engine.dispose()
+        peaks = {}
+        for m in methods:
+            out = subprocess.run([sys.executable, __file__, "--rss-of", m, "--src", str(src), "--urls", json.dumps(urls)],
+                                 capture_output=True, text=True, check=True)
+            peaks[m] = json.loads(out.stdout.strip().splitlines()[-1])["rise"]
     finally:
         with admin.connect() as c:
             c.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
             c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
         admin.dispose()
         shutil.rmtree(tmp, ignore_errors=True)
-    r0 = results[0]
-    print(f"{a.n} CSV rows ({r0['inserted']} imported, {r0['rejected']} rejected), median of {a.repeats}")
-    print(f"{'backend':<22} {'end-to-end s':>12} {'reports/s':>10} {'COPY/write s':>13} {'rows/s':>10} "
-          f"{'vs PostGIS e2e':>14} {'peak traced':>12}")
-    for r in results:
-        print(f"{r['name']:<22} {r['e2e']:>12.3f} {r['inserted'] / r['e2e']:>10,.0f} {r['copy']:>13.3f} "
-              f"{r['written'] / r['copy']:>10,.0f} {r0['e2e'] / r['e2e']:>13.2f}× {r['peak'] / 2**20:>9.1f} MB")
+    base = "per-row" if "per-row" in methods else methods[0]
+    r0 = results[methods[0]]
+    print(f"{a.n:,} CSV rows ({r0.inserted:,} imported, {r0.rejected} rejected); {a.rounds} interleaved rounds, "
+          f"medians; ratios: median over rounds of {base} time / method time")
+    print(f"{'method':<24} {'s':>7} {'reports/s':>10} {'min s':>7} {'max s':>7} {'vs ' + base:>12} {'peak RSS rise':>14}")
+    for m in methods:
+        ratio = statistics.median(b / t for b, t in zip(times[base], times[m]))
+        med = statistics.median(times[m])
+        print(f"{m:<24} {med:>7.2f} {results[m].inserted / med:>10,.0f} {min(times[m]):>7.2f} {max(times[m]):>7.2f} "
+              f"{ratio:>11.1f}× {peaks[m] / 2**20:>11.0f} MB")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ so a crash leaves nothing half-imported.
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,13 +21,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 from pydantic import ValidationError
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 
-from .bulk_columns import TS, Plain, build_plain, locate_plain, plain_rows
+from .bulk_columns import TS, Plain, build_plain, clean, locate_plain, plain_rows
 from .reports import Location, ReportError, ReportIn, Reports
 from .roster import _as_date
 from .store import pg_bulk
-from .store.models import TRANSITIONS, Report, ReportEvent
+from .store.models import TRANSITIONS, Report
 
 REPORT_COLS = ["id", "created_at", "updated_at", "source", "category", "description", "location_input", "geom",
                "geocode_method", "geocode_confidence", "needs_review", "review_note", "zone_id", "village_code",
@@ -370,7 +371,7 @@ class Batch:
 
 # ------------------------------------------------------------------ writing
 CHUNK = 50_000  # rows per COPY message: bounded memory, and the encoding overlaps the server's work
-REBUILD_MIN = 100_000  # below this, index rebuilds are not worth an exclusive lock
+REBUILD_MIN = 10_000  # smaller imports never take the exclusive lock
 
 
 def write(reports: Reports, batch: Batch, rebuild_indexes: bool | None = None,
@@ -412,26 +413,39 @@ def write(reports: Reports, batch: Batch, rebuild_indexes: bool | None = None,
                     pg_bulk.copy_columns(cur, "report_events", event_cols, events)
             return ids[:used[0]].tolist()
         start = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM reports")).scalar_one() + 1
+        cur = conn.connection.driver_connection.cursor()  # sqlite3, same transaction
         a = 0
         for t, e, counted in batch.chunks(CHUNK):
-            rows = t.to_pylist()
-            for i, r in enumerate(rows, start=start + a):
-                r["id"] = i
-                r["location_input"] = json.loads(r["location_input"])
-                r["geom"] = None if r["lon"] is None else shapely.Point(r["lon"], r["lat"])
-                for c in ("row", "lon", "lat"):
-                    del r[c]
-            if rows:
-                conn.execute(insert(Report.__table__), rows)
-            evs = e.to_pylist()
-            for ev in evs:
-                ev["report_id"] = start + a + ev.pop("report")
-            if evs:
-                conn.execute(insert(ReportEvent.__table__), evs)
+            ids = pa.array(np.arange(start + a, start + a + t.num_rows))
+            cols = {"id": ids, "geom": _wkb_points(t["lon"].to_numpy(zero_copy_only=False),
+                                                   t["lat"].to_numpy(zero_copy_only=False))}
+            _insert_rows(cur, "reports", REPORT_COLS, [cols[c] if c in cols else t[c] for c in REPORT_COLS])
+            ev = [pc.add(e["report"], start + a)] + [e[c] for c in EVENT_COLS[1:]]
+            _insert_rows(cur, "report_events", EVENT_COLS, ev)
             if progress:
                 progress(int((~counted).sum()))
-            a += len(rows)
+            a += t.num_rows
     return list(range(start, start + a))
+
+
+def _wkb_points(x: np.ndarray, y: np.ndarray) -> list:
+    """WKB per point (None where x is NaN): how gis.store.types.Geom stores geometry on SQLite."""
+    out = np.full(len(x), None, object)
+    ok = ~np.isnan(x)
+    out[ok] = shapely.to_wkb(shapely.points(x[ok], y[ok]))
+    return out.tolist()
+
+
+def _insert_rows(cur, table: str, names: list[str], columns: list) -> None:
+    """executemany on SQLite with values stored as the ORM's types store them (see gis.store.types)."""
+    values = []
+    for c in columns:
+        if isinstance(c, (pa.Array, pa.ChunkedArray)) and pa.types.is_timestamp(c.type):
+            c = pc.strftime(c, format="%Y-%m-%d %H:%M:%S")  # UTC, with .ffffff: SQLAlchemy's SQLite format
+        values.append(c.to_pylist() if isinstance(c, (pa.Array, pa.ChunkedArray)) else c)
+    if values and len(values[0]):
+        cur.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                        list(zip(*values)))
 
 
 def _report_columns(batch: Batch, ids: np.ndarray, used: list[int], events: list, progress):
@@ -493,7 +507,8 @@ def _stored_keys(db, keys: pa.Array) -> pa.Array:
 
 
 def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], rejects: list[tuple[int, str]],
-            actor: str, progress, rebuild_indexes: bool | None, now: datetime | None = None) -> ImportResult:
+            actor: str, progress, rebuild_indexes: bool | None, now: datetime | None = None,
+            prefetched: Future | None = None) -> ImportResult:
     """Idempotency, then both routes (plain rows as columns, the rest row by row), then one write."""
     now = now or datetime.now(timezone.utc)
     res = ImportResult()
@@ -506,7 +521,13 @@ def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], reject
     order = has if np.all(np.diff(rows[has]) > 0) else has[np.argsort(rows[has], kind="stable")]
     enc = keys.take(pa.array(order)).dictionary_encode()
     codes, uniques = enc.indices.to_numpy(), enc.dictionary  # codes numbered in order of first appearance
-    stored = _stored_keys(reports.db, uniques)
+    if prefetched is not None:  # (keys looked up, those stored): only keys it did not cover are left
+        asked, stored = prefetched.result()
+        rest = pc.filter(uniques, pc.invert(pc.is_in(uniques, asked)))
+        if len(rest):
+            stored = pa.concat_arrays([stored, _stored_keys(reports.db, rest)])
+    else:
+        stored = _stored_keys(reports.db, uniques)
     first = np.concatenate([[True], codes[1:] > np.maximum.accumulate(codes)[:-1]]) if len(codes) else codes > 0
     first_row = rows[order[first]]
     present = (pc.is_in(uniques, stored).to_numpy(zero_copy_only=False)[codes] if len(stored)
@@ -558,6 +579,32 @@ def import_file(reports: Reports, path: str | Path, rejects_path: str | Path | N
     """
     path = Path(path)
     table, xs, ys, file_crs = read_table(path)
+    with ThreadPoolExecutor(1) as pool:  # the database looks up the file's keys while the rows are checked
+        res, rejects = _import_table(reports, table, xs, ys, file_crs, crs, actor, progress, rebuild_indexes, now,
+                                     pool.submit(_prefetch_keys, reports.db, table))
+    res.rejected = len(rejects)
+    if rejects:
+        rp = Path(rejects_path) if rejects_path else path.with_name(path.stem + ".rejects.csv")
+        out = table.iloc[[r - 1 for r, _ in rejects]].copy()
+        out.insert(0, "reason", [reason for _, reason in rejects])
+        out.insert(0, "row", [r for r, _ in rejects])
+        out.to_csv(rp, index=False)
+        res.rejects_path = rp
+    return res
+
+
+def _prefetch_keys(db, table: pd.DataFrame) -> tuple[pa.Array, pa.Array]:
+    """(the file's distinct idempotency keys as cleaned, those already stored)."""
+    try:
+        keys = clean(pa.array(table["idempotency_key"], pa.string(), from_pandas=True)) \
+            if "idempotency_key" in table.columns else pa.array([], pa.string())
+    except (TypeError, pa.ArrowInvalid, pa.ArrowTypeError):  # not text: the per-row route reads them
+        keys = pa.array([], pa.string())
+    keys = pc.unique(keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys).drop_null()
+    return keys, _stored_keys(db, keys)
+
+
+def _import_table(reports, table, xs, ys, file_crs, crs, actor, progress, rebuild_indexes, now, prefetched):
     if COLUMNAR:
         plain, doubtful = plain_rows(table, xs, ys, crs, file_crs)
     else:
@@ -574,17 +621,8 @@ def import_file(reports: Reports, path: str | Path, rejects_path: str | Path | N
     if progress and pre:
         progress(len(pre))
     rejects = list(pre)
-    res = _import(reports, plain, intakes, rejects, actor, progress, rebuild_indexes, now)
-    rejects.sort()
-    res.rejected = len(rejects)
-    if rejects:
-        rp = Path(rejects_path) if rejects_path else path.with_name(path.stem + ".rejects.csv")
-        out = table.iloc[[r - 1 for r, _ in rejects]].copy()
-        out.insert(0, "reason", [reason for _, reason in rejects])
-        out.insert(0, "row", [r for r, _ in rejects])
-        out.to_csv(rp, index=False)
-        res.rejects_path = rp
-    return res
+    res = _import(reports, plain, intakes, rejects, actor, progress, rebuild_indexes, now, prefetched)
+    return res, sorted(rejects)
 
 
 def seed_demo(reports: Reports, n: int, seed: int = 0, now: datetime | None = None, progress=None) -> ImportResult:
