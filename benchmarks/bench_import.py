@@ -76,6 +76,8 @@ def clear(db) -> None:
     with db.engine.begin() as c:
         if db.dialect == "postgresql":  # TRUNCATE: no dead tuples or index bloat carried into the next run
             c.exec_driver_sql("TRUNCATE report_events, reports")
+            # and no checkpoint of the previous method's WAL landing in the middle of this one
+            c.exec_driver_sql("CHECKPOINT")
         else:
             c.exec_driver_sql("DELETE FROM report_events")
             c.exec_driver_sql("DELETE FROM reports")

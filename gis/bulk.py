@@ -1,9 +1,13 @@
 """Bulk intake: import report files and seed demo data, all-or-nothing.
 
-Rows are validated and located first (coordinates vectorized through the zone
-index); bad rows go to a rejects file with a reason each. The good rows are
-written in ONE transaction (PostgreSQL COPY on PostGIS, executemany on SQLite),
-so a crash leaves nothing half-imported.
+Rows take one of two routes. *Plain* rows (coordinates, unambiguous values; see
+gis.bulk_columns) are checked, located and assigned a column at a time; every other
+row goes through pydantic's ReportIn and `prepare`, one by one, which also gives the
+reasons for rejects. Both routes store the same thing for the same row. Bad rows go
+to a rejects file with a reason each. The good rows are written in ONE transaction
+(binary COPY on PostGIS, executemany on SQLite), so a crash leaves nothing
+half-imported. A load that at least doubles the table rebuilds the indexes instead
+of growing them row by row (gis.store.pg_bulk).
 """
 from __future__ import annotations
 
@@ -93,16 +97,6 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, np.nd
     ys = np.where(ok, geom.y.where(ok), np.nan)
     file_crs = table.crs.to_string() if table.crs is not None else None
     return pd.DataFrame(table.drop(columns=table.geometry.name)), xs, ys, file_crs
-
-
-def rows_from_file(path: str | Path, crs: str | None = None,
-                   positions: np.ndarray | None = None) -> tuple[pd.DataFrame, list[dict | str]]:
-    """Read a report file: (original table, per row a ReportIn-shaped dict or an error string).
-
-    `positions` limits the parsing to those rows (0-based); the table is always whole.
-    """
-    table, xs, ys, file_crs = read_table(path)
-    return table, parse_rows(table, xs, ys, crs, file_crs, positions)
 
 
 def parse_rows(table: pd.DataFrame, xs, ys, crs: str | None, file_crs: str | None,

@@ -54,7 +54,8 @@ class Plain:
 
 
     def subset(self, keep: np.ndarray) -> "Plain":
-        return _subset(self, keep)
+        take = pa.array(np.flatnonzero(keep))
+        return Plain(**{f: (v[keep] if isinstance(v, np.ndarray) else v.take(take)) for f, v in vars(self).items()})
 
     def slice(self, i0: int, i1: int) -> "Plain":
         return Plain(**{f: (v[i0:i1] if isinstance(v, np.ndarray) else v.slice(i0, i1 - i0))
@@ -187,11 +188,6 @@ class Located:
     snapped: np.ndarray
     created: pa.Array  # timestamp[us, UTC], the import's "now" filled in
 
-    def subset(self, keep: np.ndarray) -> "Located":
-        take = pa.array(np.flatnonzero(keep))
-        return Located(_subset(self.p, keep), {c: v.take(take) for c, v in self.a.items()}, self.in_zone[keep],
-                       self.snapped[keep], self.created.take(take))
-
 
 def locate_plain(reports, p: Plain, now: datetime) -> tuple[Located, list[tuple[int, str]]]:
     """Locate plain rows (one assign() per CRS) and reject what the per-row route would reject.
@@ -231,7 +227,7 @@ def locate_plain(reports, p: Plain, now: datetime) -> tuple[Located, list[tuple[
     take = pa.array(np.flatnonzero(keep))
     a = {c: v.take(take) for c, v in a.items()}
     now_us = int(pd.Timestamp(now).tz_convert("UTC").value // 1000)
-    p = _subset(p, keep)
+    p = p.subset(keep)
     return Located(p=p, a=a, in_zone=_np(pc.is_in(a["status"], pa.array(["inside", "boundary", "snapped"]))),
                    snapped=_np(pc.equal(a["status"], "snapped")),
                    created=pc.fill_null(p.created_at, pa.scalar(now_us, pa.int64()).cast(TS))), rejects
@@ -285,11 +281,6 @@ def build_plain(reports, loc: Located, i0: int, i1: int, actor: str) -> tuple[pa
         "note": pa.nulls(len(report), pa.string()),
     })
     return table, events
-
-
-def _subset(p: Plain, keep: np.ndarray) -> Plain:
-    take = pa.array(np.flatnonzero(keep))
-    return Plain(**{f: (v[keep] if isinstance(v, np.ndarray) else v.take(take)) for f, v in vars(p).items()})
 
 
 def _located_columns(parts: list[pa.Table], n: int) -> dict[str, pa.Array]:

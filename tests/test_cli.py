@@ -307,3 +307,33 @@ def test_validate_overlapping_squares(tmp_path):
     expected = gpd.GeoSeries([a.intersection(b)], crs=4326).to_crs(METRIC).area.iloc[0]
     assert float(m.group(1)) == pytest.approx(expected, rel=1e-3)
     assert expected > 200_000  # about 0.005° × 0.005°
+
+
+@pytest.mark.parametrize("flag", [None, "--rebuild-indexes", "--keep-indexes"])
+def test_reports_import_on_postgis(tmp_path, flag):
+    """`reports import` into PostGIS: rejects file, exit code 2 when rows were rejected, indexes kept or rebuilt."""
+    import os
+
+    import sqlalchemy as sa
+
+    from tests.conftest import pg_database
+
+    lon, lat = inner("QS-12")
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"lon": [lon, lon, "x"], "lat": [lat, lat, lat], "category": ["06010", "6010", "06010"],
+                  "idempotency_key": ["a", "b", "c"]}).to_csv(src, index=False)
+    with pg_database() as url:
+        env = {**os.environ, "ZONECHIEF_DATABASE_URL": url}
+        out = subprocess.run([str(ZONECHIEF), "reports", "import", str(src), *([flag] if flag else [])],
+                             capture_output=True, text=True, timeout=120, env=env)
+        assert out.returncode == 2, out.stderr
+        assert "2 imported" in out.stdout and "1 rejected" in out.stdout
+        assert read_csv(tmp_path / "in.rejects.csv")["row"].tolist() == ["3"]
+        eng = sa.create_engine(url)
+        with eng.connect() as c:
+            assert c.execute(sa.text("SELECT count(*) FROM reports WHERE zone_id = 'QS-12'")).scalar() == 2
+            assert c.execute(sa.text("SELECT count(*) FROM pg_indexes WHERE tablename = 'reports'")).scalar() == 7
+        eng.dispose()
+        again = subprocess.run([str(ZONECHIEF), "reports", "import", str(src)], capture_output=True, text=True,
+                               timeout=120, env=env)
+        assert "0 imported" in again.stdout and "2 already present" in again.stdout

@@ -339,13 +339,18 @@ def reports():
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--rejects", default=None, type=click.Path(dir_okay=False), help="Rejects CSV (default: <file>.rejects.csv)")
 @click.option("--crs", default=None, help="CRS of lon/lat when rows don't name it")
-def reports_import(path, rejects, crs):
+@click.option("--rebuild-indexes/--keep-indexes", default=None,
+              help="PostGIS: drop and rebuild the report indexes around the load (faster, but locks the reports "
+                   "tables until it commits). Default: rebuild when the file has at least 10,000 rows and at least "
+                   "as many as are stored.")
+def reports_import(path, rejects, crs, rebuild_indexes):
     """Import reports from CSV, GeoJSON or GeoParquet, all or nothing; bad rows go to a rejects file."""
     from gis.bulk import import_file
 
     svc = _reports_service()
     n = _count_rows(path)
-    res = _with_bar(n, "import", lambda bar: import_file(svc, path, rejects, crs=crs, progress=bar.update))
+    res = _with_bar(n, "import", lambda bar: import_file(svc, path, rejects, crs=crs, progress=bar.update,
+                                                         rebuild_indexes=rebuild_indexes))
     click.echo(str(res))
     if res.rejected:
         sys.exit(2)
