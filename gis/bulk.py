@@ -458,6 +458,8 @@ def _report_columns(batch: Batch, ids: np.ndarray, used: list[int], events: list
 
 
 def _new_ids(cur, table: str, n: int, locked: bool) -> np.ndarray:
+    if n == 0:
+        return np.zeros(0, np.int64)
     seq = f"pg_get_serial_sequence('{table}', 'id')"
     if locked:  # nobody else can insert into the table now: take the whole range in one step
         cur.execute(f"SELECT setval({seq}, nextval({seq}) + %s - 1)", (n,))
