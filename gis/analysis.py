@@ -36,6 +36,7 @@ import shapely
 from scipy import stats
 
 from .boundaries import METRIC
+from .lookup import IN_ZONE
 from .store.models import OPEN_STATUSES
 
 TZ = "Asia/Shanghai"
@@ -139,7 +140,7 @@ def frame_from_demo(reports: list[dict], index) -> gpd.GeoDataFrame:
     lon = np.array([d["true_lon"] for d in reports], dtype="f8")
     lat = np.array([d["true_lat"] for d in reports], dtype="f8")
     a = index.assign(lon, lat)
-    zone = np.where(a["status"].isin(("inside", "boundary", "snapped")), a["zone_id"], None).astype(object)
+    zone = np.where(a["status"].isin(IN_ZONE), a["zone_id"], None).astype(object)
     created = [d["created_at"] for d in reports]
     days = np.array([pd.Timestamp(c).tz_convert(TZ).date() if pd.Timestamp(c).tzinfo else pd.Timestamp(c).date()
                      for c in created], dtype=object)

@@ -27,7 +27,8 @@ import shapely
 from pydantic import ValidationError
 from sqlalchemy import select, text
 
-from .bulk_columns import TS, Plain, build_plain, clean, locate_plain, plain_rows
+from .bulk_columns import TS, Plain, build_plain, locate_plain, plain_rows, text_column
+from .lookup import IN_ZONE
 from .reports import Location, ReportError, ReportIn, Reports
 from .roster import _as_date
 from .store import pg_bulk
@@ -193,7 +194,7 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
         try:
             if k in located:
                 r = located[k]
-                zone = r.zone_id if r.status in ("inside", "boundary", "snapped") else None
+                zone = r.zone_id if r.status in IN_ZONE else None
                 lon, lat, method, conf = r.lon_wgs84, r.lat_wgs84, "coordinates", 1.0
                 review = zone is None
                 note = None if zone else f"outside every zone; nearest {r.nearest_zone_id} at {r.distance_m:.0f} m"
@@ -226,17 +227,15 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
             continue
         rows.append({
             "row": it.row, "created_at": created, "updated_at": hist[-1]["at"], "source": d.source, "category": d.category,
-            "description": d.description, "location_input": _as_received(d.location),
-            "geom": None, "geocode_method": method,
+            "description": d.description, "location_input": _as_received(d.location), "geocode_method": method,
             "geocode_confidence": float(conf), "needs_review": bool(review), "review_note": note, "zone_id": zone,
             "village_code": village, "chief_id": chief, "status": hist[-1]["status"],
             "reporter_name": d.reporter.name if d.reporter else None,
             "reporter_phone": d.reporter.phone if d.reporter else None, "photo_url": d.photo_url,
-            "idempotency_key": d.idempotency_key,
+            "idempotency_key": d.idempotency_key, "lon": lon, "lat": lat,
         })
         events.append([{"status": h["status"], "at": h["at"], "actor": actor if j == 0 else "system", "note": None}
                        for j, h in enumerate(hist)])
-        rows[-1]["lon"], rows[-1]["lat"] = lon, lat
         if progress and (k + 1) % 1000 == 0:
             progress(1000)
     if progress and len(intakes) % 1000:
@@ -331,9 +330,13 @@ class Batch:
         self.max_rows = sum(len(p.rows) for p in self.parts)  # before any window rejects
         self.rejects: list[tuple[int, str]] = []
         self.needs_review = 0
+        self.built = 0  # reports built so far (candidates minus the windows' rejects)
 
     def chunks(self, size: int):
-        """(reports, events, counted) per window of `size` candidates; "report" is the position in the window."""
+        """(offset, reports, events, counted) per window of `size` candidates.
+
+        offset: reports built before this window; "report": the position in the window.
+        """
         bounds = np.sort(np.concatenate([p.rows for p in self.parts])) if self.parts else np.zeros(0, np.int64)
         for a in range(0, self.max_rows, size):
             r0, r1 = bounds[a], (bounds[a + size] if a + size < len(bounds) else bounds[-1] + 1)
@@ -360,7 +363,8 @@ class Batch:
                 t, counted = t.take(pa.array(order)), counted[order]
                 e = e.set_column(0, "report", pa.array(report)).take(pa.array(ev_order))
             self.needs_review += int(pc.sum(t["needs_review"]).as_py() or 0)
-            yield t, e, counted
+            offset, self.built = self.built, self.built + t.num_rows
+            yield offset, t, e, counted
 
 
 # ------------------------------------------------------------------ writing
@@ -393,9 +397,7 @@ def write(reports: Reports, batch: Batch, rebuild_indexes: bool | None = None,
                 with ctx:
                     ids = _new_ids(cur, "reports", n, locked=bool(rebuild_indexes))
                     events: list[list[pa.Array]] = []
-                    used = [0]
-                    pg_bulk.copy_columns(cur, "reports", REPORT_COLS,
-                                         _report_columns(batch, ids, used, events, progress))
+                    pg_bulk.copy_columns(cur, "reports", REPORT_COLS, _report_columns(batch, ids, events, progress))
                     event_cols = EVENT_COLS
                     if rebuild_indexes:  # explicit ids: no nextval() per row
                         m = sum(len(e[0]) for e in events)
@@ -405,11 +407,10 @@ def write(reports: Reports, batch: Batch, rebuild_indexes: bool | None = None,
                             k += len(e[0])
                         event_cols = ["id", *EVENT_COLS]
                     pg_bulk.copy_columns(cur, "report_events", event_cols, events)
-            return ids[:used[0]].tolist()
+            return ids[:batch.built].tolist()
         start = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM reports")).scalar_one() + 1
         cur = conn.connection.driver_connection.cursor()  # sqlite3, same transaction
-        a = 0
-        for t, e, counted in batch.chunks(CHUNK):
+        for a, t, e, counted in batch.chunks(CHUNK):
             ids = pa.array(np.arange(start + a, start + a + t.num_rows))
             cols = {"id": ids, "geom": _wkb_points(t["lon"].to_numpy(zero_copy_only=False),
                                                    t["lat"].to_numpy(zero_copy_only=False))}
@@ -418,8 +419,7 @@ def write(reports: Reports, batch: Batch, rebuild_indexes: bool | None = None,
             _insert_rows(cur, "report_events", EVENT_COLS, ev)
             if progress:
                 progress(int((~counted).sum()))
-            a += t.num_rows
-    return list(range(start, start + a))
+    return list(range(start, start + batch.built))
 
 
 def _wkb_points(x: np.ndarray, y: np.ndarray) -> list:
@@ -442,10 +442,10 @@ def _insert_rows(cur, table: str, names: list[str], columns: list) -> None:
                         list(zip(*values)))
 
 
-def _report_columns(batch: Batch, ids: np.ndarray, used: list[int], events: list, progress):
+def _report_columns(batch: Batch, ids: np.ndarray, events: list, progress):
     """COPY columns for each window of reports; their events' columns go to `events` meanwhile."""
-    for t, e, counted in batch.chunks(CHUNK):
-        a, b = used[0], used[0] + t.num_rows
+    for a, t, e, counted in batch.chunks(CHUNK):
+        b = a + t.num_rows
         lon = t["lon"].to_numpy(zero_copy_only=False)
         lat = t["lat"].to_numpy(zero_copy_only=False)
         cols = {"id": pa.array(ids[a:b], pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326)}
@@ -454,7 +454,6 @@ def _report_columns(batch: Batch, ids: np.ndarray, used: list[int], events: list
                       + [e[c].combine_chunks() for c in EVENT_COLS[1:]])
         if progress:
             progress(int((~counted).sum()))
-        used[0] = b
 
 
 def _new_ids(cur, table: str, n: int, locked: bool) -> np.ndarray:
@@ -476,7 +475,7 @@ def plain_part(reports: Reports, plain: Plain, now: datetime, actor: str, progre
         loc, bad = locate_plain(reports, plain.slice(i0, i1), now)
         if progress and bad:
             progress(len(bad))
-        table, events = build_plain(reports, loc, 0, len(loc.p.pos), actor)
+        table, events = build_plain(reports, loc, actor)
         return table, events, [(pos + 1, reason) for pos, reason in bad]
 
     return Part(plain.pos + 1, build, counted=False)
@@ -524,7 +523,8 @@ def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], reject
             stored = pa.concat_arrays([stored, _stored_keys(reports.db, rest)])
     else:
         stored = _stored_keys(reports.db, uniques)
-    first = np.concatenate([[True], codes[1:] > np.maximum.accumulate(codes)[:-1]]) if len(codes) else codes > 0
+    first = np.ones(len(codes), bool)  # a code's first row: higher than every code before it
+    first[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
     first_row = rows[order[first]]
     present = (pc.is_in(uniques, stored).to_numpy(zero_copy_only=False)[codes] if len(stored)
                else np.zeros(len(order), bool))
@@ -578,7 +578,6 @@ def import_file(reports: Reports, path: str | Path, rejects_path: str | Path | N
     with ThreadPoolExecutor(1) as pool:  # the database looks up the file's keys while the rows are checked
         res, rejects = _import_table(reports, table, xs, ys, file_crs, crs, actor, progress, rebuild_indexes, now,
                                      pool.submit(_prefetch_keys, reports.db, table))
-    res.rejected = len(rejects)
     if rejects:
         rp = Path(rejects_path) if rejects_path else path.with_name(path.stem + ".rejects.csv")
         out = table.iloc[[r - 1 for r, _ in rejects]].copy()
@@ -591,12 +590,8 @@ def import_file(reports: Reports, path: str | Path, rejects_path: str | Path | N
 
 def _prefetch_keys(db, table: pd.DataFrame) -> tuple[pa.Array, pa.Array]:
     """(the file's distinct idempotency keys as cleaned, those already stored)."""
-    try:
-        keys = clean(pa.array(table["idempotency_key"], pa.string(), from_pandas=True)) \
-            if "idempotency_key" in table.columns else pa.array([], pa.string())
-    except (TypeError, pa.ArrowInvalid, pa.ArrowTypeError):  # not text: the per-row route reads them
-        keys = pa.array([], pa.string())
-    keys = pc.unique(keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys).drop_null()
+    keys = text_column(table, "idempotency_key")  # None if not text: the per-row route reads those
+    keys = pc.unique(keys).drop_null() if keys is not None else pa.array([], pa.string())
     return keys, _stored_keys(db, keys)
 
 

@@ -20,6 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .crs import UnknownCRSError, normalize_crs
+from .lookup import IN_ZONE
+from .reports import Location, Reporter, ReportIn
+from .roster import LOCAL
 from .store.models import SOURCES
 
 # What str.strip() removes: every code point for which str.isspace() is true.
@@ -27,13 +30,21 @@ WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 CREATED_AT = (r"^(?P<wall>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?P<frac>\.[0-9]{1,6})?"
               r"(?P<off>Z|[+-][01][0-9]:[0-5][0-9])$")
-PHONE = r"^[0-9+\-() ]*$"
-LOCAL_OFFSET_US = 8 * 3600 * 10**6  # roster days are UTC+8 calendar days (gis.roster.LOCAL)
+LOCAL_OFFSET_US = LOCAL.utcoffset(None) // timedelta(microseconds=1)  # roster days are Dongguan days
 DAY_US = 86400 * 10**6
 TS = pa.timestamp("us", tz="UTC")
-# The per-row route's limits (gis.reports.ReportIn / Location / Reporter).
-LIMITS = {"description": 2000, "reporter_name": 100, "reporter_phone": 40, "photo_url": 500,
-          "idempotency_key": 128, "crs": 64}
+
+
+def _constraint(model, field: str, name: str):
+    """A Field constraint (max_length, pattern) as pydantic holds it, so both routes share one source."""
+    return next(getattr(m, name) for m in model.model_fields[field].metadata if getattr(m, name, None) is not None)
+
+
+LIMITS = {c: _constraint(model, field, "max_length") for c, (model, field) in {
+    "description": (ReportIn, "description"), "reporter_name": (Reporter, "name"),
+    "reporter_phone": (Reporter, "phone"), "photo_url": (ReportIn, "photo_url"),
+    "idempotency_key": (ReportIn, "idempotency_key"), "crs": (Location, "crs")}.items()}
+PHONE = _constraint(Reporter, "phone", "pattern")
 
 
 @dataclass
@@ -72,16 +83,19 @@ def clean(a: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(a, ""), pa.scalar(None, pa.string()), a)
 
 
-def _text_column(table: pd.DataFrame, name: str, n: int) -> pa.Array | None:
-    """The cleaned column as a string array; None if absent; raises TypeError if not text."""
+def text_column(table: pd.DataFrame, name: str) -> pa.Array | None:
+    """The column cleaned, as a string array (all null if absent); None if it holds anything but text."""
     if name not in table.columns:
-        return pa.nulls(n, pa.string())
+        return pa.nulls(len(table), pa.string())
     col = table[name]
     if isinstance(col.dtype, pd.StringDtype) or col.dtype == object:
-        a = pa.array(col, type=pa.string(), from_pandas=True)  # TypeError/ArrowInvalid on non-text values
+        try:
+            a = pa.array(col, type=pa.string(), from_pandas=True)
+        except (TypeError, pa.ArrowInvalid, pa.ArrowTypeError):  # numbers among the text
+            return None
         return clean(a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a)
     if col.isna().all():
-        return pa.nulls(n, pa.string())
+        return pa.nulls(len(table), pa.string())
     return None
 
 
@@ -92,10 +106,7 @@ def plain_rows(table: pd.DataFrame, xs: np.ndarray | None, ys: np.ndarray | None
     cols = {}
     for name in ("lon", "lat", "crs", "source", "category", "description", "reporter_name", "reporter_phone",
                  "photo_url", "idempotency_key", "created_at", "service_code", "address"):
-        try:
-            c = _text_column(table, name, n)
-        except (TypeError, pa.ArrowInvalid, pa.ArrowTypeError):
-            c = None
+        c = text_column(table, name)
         if c is None:  # numbers or mixed values: only the per-row route knows how it reads them
             return _empty_plain(), np.arange(n)
         cols[name] = c
@@ -228,21 +239,18 @@ def locate_plain(reports, p: Plain, now: datetime) -> tuple[Located, list[tuple[
     a = {c: v.take(take) for c, v in a.items()}
     now_us = int(pd.Timestamp(now).tz_convert("UTC").value // 1000)
     p = p.subset(keep)
-    return Located(p=p, a=a, in_zone=_np(pc.is_in(a["status"], pa.array(["inside", "boundary", "snapped"]))),
+    return Located(p=p, a=a, in_zone=_np(pc.is_in(a["status"], pa.array(IN_ZONE))),
                    snapped=_np(pc.equal(a["status"], "snapped")),
                    created=pc.fill_null(p.created_at, pa.scalar(now_us, pa.int64()).cast(TS))), rejects
 
 
-def build_plain(reports, loc: Located, i0: int, i1: int, actor: str) -> tuple[pa.Table, pa.Table]:
-    """Report and event tables (gis.bulk's batch columns) for accepted plain rows i0..i1.
+def build_plain(reports, loc: Located, actor: str) -> tuple[pa.Table, pa.Table]:
+    """Report and event tables (gis.bulk's batch columns) for located plain rows.
 
     Events refer to their report by position in the returned table ("report").
     """
-    p, sl = loc.p, slice(i0, i1)
-    m = i1 - i0
-    a = {c: v.slice(i0, m) for c, v in loc.a.items()}
-    in_zone, snapped = loc.in_zone[sl], loc.snapped[sl]
-    created = loc.created.slice(i0, m)
+    p, a, in_zone, snapped, created = loc.p, loc.a, loc.in_zone, loc.snapped, loc.created
+    m = len(p.pos)
     no_str = pa.scalar(None, pa.string())
     zone = pc.if_else(pa.array(in_zone), a["zone_id"], no_str)
     d = pc.fill_null(a["distance_m"], 0.0)
@@ -254,11 +262,11 @@ def build_plain(reports, loc: Located, i0: int, i1: int, actor: str) -> tuple[pa
         pc.binary_join_element_wise("outside every zone; nearest ", a["nearest_zone_id"], " at ", metres, " m", ""))
     notes = pc.if_else(pa.array(in_zone & ~snapped), no_str, notes)
     table = pa.table({
-        "row": pa.array(p.pos[sl] + 1, pa.int64()),
+        "row": pa.array(p.pos + 1, pa.int64()),
         "created_at": created, "updated_at": created,
-        "source": p.source.slice(i0, m), "category": p.category.slice(i0, m),
-        "description": p.description.slice(i0, m),
-        "location_input": _location_json(p.lon[sl], p.lat[sl], p.crs.slice(i0, m)),
+        "source": p.source, "category": p.category,
+        "description": p.description,
+        "location_input": _location_json(p.lon, p.lat, p.crs),
         "lon": a["lon_wgs84"], "lat": a["lat_wgs84"],
         "geocode_method": pa.repeat(pa.scalar("coordinates"), m),
         "geocode_confidence": pa.array(np.ones(m)), "needs_review": pa.array(~in_zone),
@@ -266,8 +274,8 @@ def build_plain(reports, loc: Located, i0: int, i1: int, actor: str) -> tuple[pa
         "village_code": pc.if_else(pa.array(in_zone), a["village_code"], no_str),
         "chief_id": _chiefs(reports, zone, _np(created.cast(pa.int64()))),
         "status": pc.if_else(pa.array(in_zone), "assigned", "new"),
-        "reporter_name": p.reporter_name.slice(i0, m), "reporter_phone": p.reporter_phone.slice(i0, m),
-        "photo_url": p.photo_url.slice(i0, m), "idempotency_key": p.idempotency_key.slice(i0, m),
+        "reporter_name": p.reporter_name, "reporter_phone": p.reporter_phone,
+        "photo_url": p.photo_url, "idempotency_key": p.idempotency_key,
     })
     # History: "new" by the importer, then "assigned" by the system where a zone took it.
     report = np.concatenate([np.arange(m), np.flatnonzero(in_zone)])

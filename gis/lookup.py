@@ -35,6 +35,7 @@ from .roster import Person, Roster
 from .settings import get_settings
 
 STATUSES = ("inside", "boundary", "snapped", "outside", "invalid")
+IN_ZONE = ("inside", "boundary", "snapped")  # the statuses that put a point in a zone
 
 
 class _LazyKernels:

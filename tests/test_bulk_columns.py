@@ -11,7 +11,7 @@ import csv
 import json
 import math
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
@@ -94,6 +94,13 @@ def write_csv(path, rows: list[dict], rng: random.Random) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=keep, extrasaction="ignore")
         w.writeheader()
+        w.writerows(rows)
+
+
+def write_rows(path, header: list[str], rows) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
         w.writerows(rows)
 
 
@@ -194,13 +201,12 @@ def test_plain_rows_take_the_column_route(zone_index, points, tmp_path):
 
     lon, lat = points["QS-12"]
     path = tmp_path / "p.csv"
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["lon", "lat", "crs", "category", "created_at", "reporter_phone", "idempotency_key"])
-        w.writerow([lon, lat, "", "6010", "2025-07-01T09:30:00.25+08:00", "+86 (769) 1", " k "])
-        w.writerow([lon, lat, "gcj02", " 06010 ", "", "", ""])
-        w.writerow([lon, lat, "", "06010", "2025-07-01T09:30:00", "", ""])  # naive: doubtful
-        w.writerow(["abc", lat, "", "06010", "", "", ""])  # not a number: doubtful
+    write_rows(path, ["lon", "lat", "crs", "category", "created_at", "reporter_phone", "idempotency_key"], [
+        [lon, lat, "", "6010", "2025-07-01T09:30:00.25+08:00", "+86 (769) 1", " k "],
+        [lon, lat, "gcj02", " 06010 ", "", "", ""],
+        [lon, lat, "", "06010", "2025-07-01T09:30:00", "", ""],  # naive: doubtful
+        ["abc", lat, "", "06010", "", "", ""],  # not a number: doubtful
+    ])
     table, xs, ys, fcrs = bulk.read_table(path)
     plain, doubtful = plain_rows(table, xs, ys, None, fcrs)
     assert plain.pos.tolist() == [0, 1] and doubtful.tolist() == [2, 3]
@@ -307,11 +313,7 @@ def test_failed_rebuild_leaves_everything_as_it_was(zone_index, points, tmp_path
 
     lon, lat = points["QS-12"]
     path = tmp_path / "k.csv"
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["lon", "lat", "category", "idempotency_key"])
-        for i in range(20):
-            w.writerow([lon, lat, "06010", f"key-{i}"])
+    write_rows(path, ["lon", "lat", "category", "idempotency_key"], ([lon, lat, "06010", f"key-{i}"] for i in range(20)))
     with pg_database() as url:
         pg = Services(Settings(), index=zone_index, database_url=url).reports
         assert bulk.import_file(pg, path, tmp_path / "r.csv", rebuild_indexes=True).inserted == 20
@@ -344,11 +346,8 @@ def test_rebuild_only_for_loads_that_at_least_double_the_table(zone_index, point
 
         def load(n, tag):
             path = tmp_path / f"{tag}.csv"
-            with open(path, "w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh)
-                w.writerow(["lon", "lat", "category", "idempotency_key"])
-                for i in range(n):
-                    w.writerow([lon, lat, "06010", f"{tag}-{i}"])
+            write_rows(path, ["lon", "lat", "category", "idempotency_key"],
+                       ([lon, lat, "06010", f"{tag}-{i}"] for i in range(n)))
             return bulk.import_file(pg, path, tmp_path / f"{tag}.rej.csv").inserted
 
         assert load(5, "small") == 5 and calls == []  # under REBUILD_MIN
@@ -366,12 +365,10 @@ def test_ids_follow_the_file_across_both_routes(zone_index, points, tmp_path):
 
     lon, lat = points["ZMT-07"]
     path = tmp_path / "mix.csv"
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["lon", "lat", "category", "description", "created_at"])
-        for i in range(120):
-            w.writerow([lon, lat, "06010", f"row {i + 1}", "2025-07-01T09:30:00" if i % 7 == 3 else
-                        "2025-07-01T09:30:00+08:00"])  # naive times: rejected by the per-row route
+    # naive times (every 7th row from the 4th) are rejected by the per-row route
+    write_rows(path, ["lon", "lat", "category", "description", "created_at"],
+               ([lon, lat, "06010", f"row {i + 1}", "2025-07-01T09:30:00" if i % 7 == 3 else "2025-07-01T09:30:00+08:00"]
+                for i in range(120)))
     old = bulk.CHUNK
     bulk.CHUNK = 16
     try:
