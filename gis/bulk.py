@@ -333,38 +333,39 @@ class Batch:
         self.built = 0  # reports built so far (candidates minus the windows' rejects)
 
     def chunks(self, size: int):
-        """(offset, reports, events, counted) per window of `size` candidates.
+        """(offset, reports, events, advance) per window of `size` candidates.
 
-        offset: reports built before this window; "report": the position in the window.
+        offset: reports built before this window; "report": the position in the window;
+        advance: the window's source rows that progress has not been told of yet.
         """
         bounds = np.sort(np.concatenate([p.rows for p in self.parts])) if self.parts else np.zeros(0, np.int64)
         for a in range(0, self.max_rows, size):
             r0, r1 = bounds[a], (bounds[a + size] if a + size < len(bounds) else bounds[-1] + 1)
-            tables, events, counted, base = [], [], [], 0
+            tables, events, base, advance = [], [], 0, 0
             for part in self.parts:
                 i0, i1 = np.searchsorted(part.rows, [r0, r1])
                 if i1 == i0:
                     continue
                 t, e, bad = part.build(int(i0), int(i1))
                 self.rejects.extend(bad)
+                if not part.counted:
+                    advance += int(i1 - i0)
                 tables.append(t)
                 events.append(e.set_column(0, "report", pa.array(e["report"].to_numpy() + base)))
-                counted.append(np.full(t.num_rows, part.counted))
                 base += t.num_rows
             t = pa.concat_tables([q.select(tables[0].column_names).cast(tables[0].schema) for q in tables])
             e = pa.concat_tables(events)
-            counted = np.concatenate(counted)
             if len(tables) > 1:  # interleave the routes by source row
                 order = np.argsort(t["row"].to_numpy(), kind="stable")
                 where = np.empty(len(order), np.int64)
                 where[order] = np.arange(len(order))
                 report = where[e["report"].to_numpy()]
                 ev_order = np.argsort(report, kind="stable")  # stable: each report's history keeps its order
-                t, counted = t.take(pa.array(order)), counted[order]
+                t = t.take(pa.array(order))
                 e = e.set_column(0, "report", pa.array(report)).take(pa.array(ev_order))
             self.needs_review += int(pc.sum(t["needs_review"]).as_py() or 0)
             offset, self.built = self.built, self.built + t.num_rows
-            yield offset, t, e, counted
+            yield offset, t, e, advance
 
 
 # ------------------------------------------------------------------ writing
@@ -381,7 +382,7 @@ def write(reports: Reports, batch: Batch, rebuild_indexes: bool | None = None,
     for the load and builds them again before commit, holding an exclusive lock on reports
     and report_events meanwhile. Ids are taken for every candidate up front; the ones rows
     rejected on the way leave gaps, as a rolled-back insert does. `progress` gets the
-    rows of each window that were not counted while being prepared.
+    source rows each window settles that were not counted while being prepared.
     """
     n = batch.max_rows
     if n == 0:
@@ -396,21 +397,21 @@ def write(reports: Reports, batch: Batch, rebuild_indexes: bool | None = None,
                 ctx = pg_bulk.indexes_rebuilt(cur, ["reports", "report_events"]) if rebuild_indexes else nullcontext()
                 with ctx:
                     ids = _new_ids(cur, "reports", n, locked=bool(rebuild_indexes))
-                    events: list[list[pa.Array]] = []
-                    pg_bulk.copy_columns(cur, "reports", REPORT_COLS, _report_columns(batch, ids, events, progress))
-                    event_cols = EVENT_COLS
-                    if rebuild_indexes:  # explicit ids: no nextval() per row
-                        m = sum(len(e[0]) for e in events)
-                        eids, k = _new_ids(cur, "report_events", m, locked=True), 0
-                        for e in events:
-                            e.insert(0, pa.array(eids[k:k + len(e[0])], pa.int32()))
-                            k += len(e[0])
-                        event_cols = ["id", *EVENT_COLS]
-                    pg_bulk.copy_columns(cur, "report_events", event_cols, events)
+                    # A window's reports, then its events: the server stores window k while
+                    # a thread builds and encodes window k+1.
+                    for data, ev, advance in _ahead(_pg_windows(batch, ids)):
+                        pg_bulk.copy_encoded(cur, "reports", REPORT_COLS, [data])
+                        names = EVENT_COLS
+                        if rebuild_indexes:  # explicit ids: no nextval() per row
+                            ev = [pa.array(_new_ids(cur, "report_events", len(ev[0]), locked=True), pa.int32()), *ev]
+                            names = ["id", *EVENT_COLS]
+                        pg_bulk.copy_columns(cur, "report_events", names, [ev])
+                        if progress:
+                            progress(advance)
             return ids[:batch.built].tolist()
         start = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM reports")).scalar_one() + 1
         cur = conn.connection.driver_connection.cursor()  # sqlite3, same transaction
-        for a, t, e, counted in batch.chunks(CHUNK):
+        for a, t, e, advance in batch.chunks(CHUNK):
             ids = pa.array(np.arange(start + a, start + a + t.num_rows))
             cols = {"id": ids, "geom": _wkb_points(t["lon"].to_numpy(zero_copy_only=False),
                                                    t["lat"].to_numpy(zero_copy_only=False))}
@@ -418,7 +419,7 @@ def write(reports: Reports, batch: Batch, rebuild_indexes: bool | None = None,
             ev = [pc.add(e["report"], start + a)] + [e[c] for c in EVENT_COLS[1:]]
             _insert_rows(cur, "report_events", EVENT_COLS, ev)
             if progress:
-                progress(int((~counted).sum()))
+                progress(advance)
     return list(range(start, start + batch.built))
 
 
@@ -442,18 +443,27 @@ def _insert_rows(cur, table: str, names: list[str], columns: list) -> None:
                         list(zip(*values)))
 
 
-def _report_columns(batch: Batch, ids: np.ndarray, events: list, progress):
-    """COPY columns for each window of reports; their events' columns go to `events` meanwhile."""
-    for a, t, e, counted in batch.chunks(CHUNK):
+def _pg_windows(batch: Batch, ids: np.ndarray):
+    """(reports as binary COPY data, event columns with report ids, progress advance) per window."""
+    for a, t, e, advance in batch.chunks(CHUNK):
         b = a + t.num_rows
         lon = t["lon"].to_numpy(zero_copy_only=False)
         lat = t["lat"].to_numpy(zero_copy_only=False)
         cols = {"id": pa.array(ids[a:b], pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326)}
-        yield [cols[c] if c in cols else t[c].combine_chunks() for c in REPORT_COLS]
-        events.append([pa.array(ids[a + e["report"].to_numpy()], pa.int32())]
-                      + [e[c].combine_chunks() for c in EVENT_COLS[1:]])
-        if progress:
-            progress(int((~counted).sum()))
+        data = pg_bulk.encode([cols[c] if c in cols else t[c].combine_chunks() for c in REPORT_COLS])
+        events = [pa.array(ids[a + e["report"].to_numpy()], pa.int32())] + [e[c].combine_chunks() for c in EVENT_COLS[1:]]
+        yield data, events, advance
+
+
+def _ahead(iterable):
+    """The items of `iterable`, each next one computed in a thread while the caller uses the current one."""
+    it = iter(iterable)
+    end = object()
+    with ThreadPoolExecutor(1) as pool:
+        nxt = pool.submit(next, it, end)
+        while (item := nxt.result()) is not end:
+            nxt = pool.submit(next, it, end)
+            yield item
 
 
 def _new_ids(cur, table: str, n: int, locked: bool) -> np.ndarray:
@@ -469,12 +479,10 @@ def _new_ids(cur, table: str, n: int, locked: bool) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ importing
-def plain_part(reports: Reports, plain: Plain, now: datetime, actor: str, progress) -> Part:
+def plain_part(reports: Reports, plain: Plain, now: datetime, actor: str) -> Part:
     """Plain rows as a part: each window is located, checked and built when the writer asks for it."""
     def build(i0, i1):
         loc, bad = locate_plain(reports, plain.slice(i0, i1), now)
-        if progress and bad:
-            progress(len(bad))
         table, events = build_plain(reports, loc, actor)
         return table, events, [(pos + 1, reason) for pos, reason in bad]
 
@@ -540,7 +548,7 @@ def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], reject
         progress(int(drop.sum()))
     parts = []
     if plain is not None and len(plain.pos):
-        parts.append(plain_part(reports, plain.subset(~drop[:len(p_rows)]), now, actor, progress))
+        parts.append(plain_part(reports, plain.subset(~drop[:len(p_rows)]), now, actor))
     todo = [it for it, d in zip(intakes, drop[len(p_rows):]) if not d]
     r_rows, r_events, bad = prepare(reports, todo, actor, now, progress)
     rejects.extend(bad)

@@ -86,6 +86,7 @@ class Report(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(16))
+    # category, zone_id, chief_id, idempotency_key: COLLATE "C" on PostgreSQL (migration 0004)
     category: Mapped[str] = mapped_column(String(5), index=True)
     description: Mapped[str] = mapped_column(Text, default="")
     location_input: Mapped[dict] = mapped_column(JSON)  # as received: coordinates+crs, service code or address
