@@ -332,15 +332,16 @@ class Batch:
         self.needs_review = 0
         self.built = 0  # reports built so far (candidates minus the windows' rejects)
 
-    def chunks(self, size: int):
-        """(offset, reports, events, advance) per window of `size` candidates.
+    def chunks(self, size: int, first: int | None = None):
+        """(offset, reports, events, advance) per window of `size` candidates (the first: `first`).
 
         offset: reports built before this window; "report": the position in the window;
         advance: the window's source rows that progress has not been told of yet.
         """
         bounds = np.sort(np.concatenate([p.rows for p in self.parts])) if self.parts else np.zeros(0, np.int64)
-        for a in range(0, self.max_rows, size):
-            r0, r1 = bounds[a], (bounds[a + size] if a + size < len(bounds) else bounds[-1] + 1)
+        starts = [0, *range(first, self.max_rows, size)] if first else list(range(0, self.max_rows, size))
+        for a, b in zip(starts, starts[1:] + [self.max_rows]):
+            r0, r1 = bounds[a], (bounds[b] if b < len(bounds) else bounds[-1] + 1)
             tables, events, base, advance = [], [], 0, 0
             for part in self.parts:
                 i0, i1 = np.searchsorted(part.rows, [r0, r1])
@@ -370,6 +371,7 @@ class Batch:
 
 # ------------------------------------------------------------------ writing
 CHUNK = 50_000  # rows per COPY message: bounded memory, and the encoding overlaps the server's work
+FIRST_CHUNK = 5_000  # a small first window: the server starts storing sooner
 REBUILD_MIN = 10_000  # smaller imports never take the exclusive lock
 
 
@@ -445,7 +447,7 @@ def _insert_rows(cur, table: str, names: list[str], columns: list) -> None:
 
 def _pg_windows(batch: Batch, ids: np.ndarray):
     """(reports as binary COPY data, event columns with report ids, progress advance) per window."""
-    for a, t, e, advance in batch.chunks(CHUNK):
+    for a, t, e, advance in batch.chunks(CHUNK, FIRST_CHUNK):
         b = a + t.num_rows
         lon = t["lon"].to_numpy(zero_copy_only=False)
         lat = t["lat"].to_numpy(zero_copy_only=False)
@@ -526,7 +528,9 @@ def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], reject
     codes, uniques = enc.indices.to_numpy(), enc.dictionary  # codes numbered in order of first appearance
     if prefetched is not None:  # (keys looked up, those stored): only keys it did not cover are left
         asked, stored = prefetched.result()
-        rest = pc.filter(uniques, pc.invert(pc.is_in(uniques, asked)))
+        # usually the very same keys in the same order (all rows plain): nothing to hash again
+        rest = (uniques.slice(0, 0) if uniques.equals(asked)
+                else pc.filter(uniques, pc.invert(pc.is_in(uniques, asked))))
         if len(rest):
             stored = pa.concat_arrays([stored, _stored_keys(reports.db, rest)])
     else:

@@ -358,7 +358,8 @@ def test_rebuild_only_for_loads_that_at_least_double_the_table(zone_index, point
         pg.db.engine.dispose()
 
 
-def test_ids_follow_the_file_across_both_routes(zone_index, points, tmp_path):
+@pytest.mark.parametrize("rebuild", [False, True])
+def test_ids_follow_the_file_across_both_routes(zone_index, points, tmp_path, monkeypatch, rebuild):
     """Plain and doubtful rows interleave; ids still follow source rows, windows included."""
     from api.services import Services
     from gis.settings import Settings
@@ -369,18 +370,20 @@ def test_ids_follow_the_file_across_both_routes(zone_index, points, tmp_path):
     write_rows(path, ["lon", "lat", "category", "description", "created_at"],
                ([lon, lat, "06010", f"row {i + 1}", "2025-07-01T09:30:00" if i % 7 == 3 else "2025-07-01T09:30:00+08:00"]
                 for i in range(120)))
-    old = bulk.CHUNK
-    bulk.CHUNK = 16
-    try:
-        with pg_database() as url:
-            pg = Services(Settings(), index=zone_index, database_url=url).reports
-            res = bulk.import_file(pg, path, tmp_path / "rej.csv")
-            assert res.rejected == len([i for i in range(120) if i % 7 == 3])
-            rows, history = stored(pg)
-            assert [r["description"] for r in rows] == [f"row {i + 1}" for i in range(120) if i % 7 != 3]
-            assert res.ids == sorted(res.ids)
-            assert all(h == [("new", h[0][1], "import", None), ("assigned", h[0][1], "system", None)] for h in history)
-            pg.db.engine.dispose()
-    finally:
-        bulk.CHUNK = old
+    monkeypatch.setattr(bulk, "CHUNK", 16)
+    monkeypatch.setattr(bulk, "FIRST_CHUNK", 5)
+    with pg_database() as url:
+        pg = Services(Settings(), index=zone_index, database_url=url).reports
+        ticks = []
+        res = bulk.import_file(pg, path, tmp_path / "rej.csv", progress=ticks.append, rebuild_indexes=rebuild)
+        assert res.rejected == len([i for i in range(120) if i % 7 == 3])
+        assert sum(ticks) == 120  # every source row counted once, across windows and routes
+        rows, history = stored(pg)
+        assert [r["description"] for r in rows] == [f"row {i + 1}" for i in range(120) if i % 7 != 3]
+        assert res.ids == sorted(res.ids)
+        assert all(h == [("new", h[0][1], "import", None), ("assigned", h[0][1], "system", None)] for h in history)
+        with pg.db.engine.connect() as c:  # event ids (explicit when rebuilding) follow their reports
+            ev = c.execute(sa.text("SELECT report_id FROM report_events ORDER BY id")).scalars().all()
+        assert ev == sorted(ev) and len(ev) == 2 * len(rows)
+        pg.db.engine.dispose()
 
