@@ -216,10 +216,7 @@ def locate_plain(reports, p: Plain, now: datetime) -> tuple[Located, list[tuple[
         except UnknownCRSError as exc:
             crs_errors[k] = str(exc)
             continue
-        df = reports.index.assign(p.lon[rows], p.lat[rows], crs=c)
-        t = pa.Table.from_pandas(df[["status", "problem", "zone_id", "nearest_zone_id", "village_code", "distance_m",
-                                     "lon_wgs84", "lat_wgs84"]], preserve_index=False)
-        located.append(t.append_column("at", pa.array(rows)))
+        located.append((rows, _assigned(reports.index.assign(p.lon[rows], p.lat[rows], crs=c))))
     a = _located_columns(located, n)
     reason = pc.if_else(pc.equal(a["status"], "invalid"), a["problem"], pa.scalar(None, pa.string()))
     for k, msg in crs_errors.items():
@@ -234,11 +231,11 @@ def locate_plain(reports, p: Plain, now: datetime) -> tuple[Located, list[tuple[
         reason = pc.coalesce(reason, pa.array(msgs, pa.string()))
     bad = _np(reason.is_valid())
     rejects = list(zip(p.pos[bad].tolist(), pc.filter(reason, pa.array(bad)).to_pylist()))
-    keep = ~bad
-    take = pa.array(np.flatnonzero(keep))
-    a = {c: v.take(take) for c, v in a.items()}
+    if bad.any():
+        take = pa.array(np.flatnonzero(~bad))
+        a = {c: v.take(take) for c, v in a.items()}
+        p = p.subset(~bad)
     now_us = int(pd.Timestamp(now).tz_convert("UTC").value // 1000)
-    p = p.subset(keep)
     return Located(p=p, a=a, in_zone=_np(pc.is_in(a["status"], pa.array(IN_ZONE))),
                    snapped=_np(pc.equal(a["status"], "snapped")),
                    created=pc.fill_null(p.created_at, pa.scalar(now_us, pa.int64()).cast(TS))), rejects
@@ -291,26 +288,36 @@ def build_plain(reports, loc: Located, actor: str) -> tuple[pa.Table, pa.Table]:
     return table, events
 
 
-def _located_columns(parts: list[pa.Table], n: int) -> dict[str, pa.Array]:
-    """assign()'s columns for all n rows, in row order (null for rows no CRS could read)."""
-    names = ["status", "problem", "zone_id", "nearest_zone_id", "village_code"]
+TEXT_OUT = ("status", "problem", "zone_id", "nearest_zone_id", "village_code")
+NUMBER_OUT = ("distance_m", "lon_wgs84", "lat_wgs84")
+
+
+def _assigned(df: pd.DataFrame) -> dict[str, pa.Array]:
+    """The assign() columns locating needs, as Arrow (its Categoricals decoded to strings)."""
+    out = {}
+    for c in TEXT_OUT:
+        cat = df[c].array
+        codes = np.asarray(cat.codes)
+        out[c] = pa.array(np.asarray(cat.categories, object), pa.string()).take(pa.array(codes, mask=codes < 0))
+    for c in NUMBER_OUT:
+        out[c] = pa.array(df[c].to_numpy(), from_pandas=True)  # NaN → null
+    return out
+
+
+def _located_columns(parts: list[tuple[np.ndarray, dict[str, pa.Array]]], n: int) -> dict[str, pa.Array]:
+    """The (rows, columns) of each CRS's assign() as columns for all n rows, in row order.
+
+    Rows no CRS could read get nulls.
+    """
+    if len(parts) == 1 and len(parts[0][0]) == n:  # one CRS for all: rows are 0..n-1 already
+        return parts[0][1]
     if not parts:
-        out = {c: pa.nulls(n, pa.string()) for c in names}
-        out.update({c: pa.nulls(n, pa.float64()) for c in ("distance_m", "lon_wgs84", "lat_wgs84")})
-        return out
-    t = pa.concat_tables([q.select(parts[0].column_names).cast(parts[0].schema) for q in parts])
-    at = t["at"].to_numpy()
+        return {**{c: pa.nulls(n, pa.string()) for c in TEXT_OUT}, **{c: pa.nulls(n, pa.float64()) for c in NUMBER_OUT}}
+    at = np.concatenate([rows for rows, _ in parts])
     where = np.full(n, -1, np.int64)
     where[at] = np.arange(len(at))
     idx = pa.array(where, mask=where < 0)
-    out = {}
-    for c in names:
-        col = t[c].combine_chunks()
-        out[c] = (col.cast(pa.string()) if not pa.types.is_dictionary(col.type)
-                  else col.dictionary.cast(pa.string()).take(col.indices)).take(idx)
-    for c in ("distance_m", "lon_wgs84", "lat_wgs84"):
-        out[c] = t[c].combine_chunks().take(idx)
-    return out
+    return {c: pa.concat_arrays([cols[c] for _, cols in parts]).take(idx) for c in (*TEXT_OUT, *NUMBER_OUT)}
 
 
 def _location_json(lon: np.ndarray, lat: np.ndarray, crs: pa.Array) -> pa.Array:
