@@ -19,7 +19,7 @@ median time over rounds is reported, and ratios are medians of the per-round rat
               import_file into an SQLite file (the embedded default)
 
 Peak memory: the rise of the peak resident set (VmHWM) during one import, in a fresh process per
-method (Python, Arrow and libpq buffers included).
+method after a 2,000-row warm-up import (Python, Arrow and libpq buffers included).
 """
 from __future__ import annotations
 
@@ -103,11 +103,17 @@ def _kb(field: str) -> int:
 
 
 def rss_of(method: str, src: Path, urls: dict) -> None:
-    """In a fresh process: one warm-up import, then the VmHWM rise of one more (printed as JSON)."""
+    """In a fresh process: a small warm-up import (imports, numba's cache), then the VmHWM rise of one import.
+
+    The warm-up is small so that it leaves no large pools behind to be reused (which would hide memory).
+    """
     from gis.lookup import ZoneIndex
 
     reports = Services(Settings(), index=ZoneIndex.load(), database_url=urls[METHODS[method][0]]).reports
-    run(reports, src, method)
+    small = src.with_name("warm-up.csv")
+    with open(src, encoding="utf-8") as fh, open(small, "w", encoding="utf-8") as out:
+        out.writelines(line for _, line in zip(range(2001), fh))
+    run(reports, small, method)
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     before = _kb("VmRSS")
     run(reports, src, method)
