@@ -453,7 +453,8 @@ def _pg_windows(batch: Batch, ids: np.ndarray):
         lat = t["lat"].to_numpy(zero_copy_only=False)
         cols = {"id": pa.array(ids[a:b], pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326)}
         data = pg_bulk.encode([cols[c] if c in cols else t[c].combine_chunks() for c in REPORT_COLS])
-        events = [pa.array(ids[a + e["report"].to_numpy()], pa.int32())] + [e[c].combine_chunks() for c in EVENT_COLS[1:]]
+        events = [pa.array(ids[a + e["report"].to_numpy()], pa.int32()),
+                  *(e[c].combine_chunks() for c in EVENT_COLS[1:])]
         yield data, events, advance
 
 

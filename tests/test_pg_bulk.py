@@ -130,29 +130,3 @@ def test_ewkb_points_read_back_as_the_same_points(pg):
     assert rows[1] == (None, None, None)
     assert [r for i, r in enumerate(rows) if i != 1] == [(113.9, 22.8, 4326), (-0.5, 51.5, 4326), (1e-9, -1e-9, 4326)]
 
-
-def test_migration_0004_collations_down_and_up_again():
-    from alembic import command
-    from alembic.config import Config
-
-    from gis.store.db import MIGRATIONS, make_engine, migrate
-
-    def collations(eng):
-        with eng.connect() as c:
-            return dict(c.execute(sa.text("SELECT column_name, collation_name FROM information_schema.columns "
-                                          "WHERE table_name = 'reports' AND column_name IN "
-                                          "('category', 'zone_id', 'chief_id', 'idempotency_key')")).all())
-
-    with pg_database() as url:
-        eng = make_engine(url)
-        migrate(eng)
-        assert set(collations(eng).values()) == {"C"}
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        with eng.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0003")
-        assert set(collations(eng).values()) == {None}  # the database's default again
-        migrate(eng)
-        assert set(collations(eng).values()) == {"C"}
-        eng.dispose()

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from api.app import create_app
 from gis.crs import wgs84_to_gcj02
 from gis.keys import create_key
-from tests.conftest import LiveServer, inner
+from tests.conftest import LiveServer, inner, pg_database
 
 PROBLEM = "application/problem+json"
 
@@ -64,6 +64,29 @@ def test_schema(live):
                                       "WHERE table_name = 'reports' AND data_type = 'character varying'")).all())
         assert {k for k, v in coll.items() if v == "C"} == {"category", "zone_id", "chief_id", "idempotency_key"}
     eng.dispose()
+
+
+def test_migration_0004_collations_down_and_up_again():
+    from alembic import command
+
+    from gis.store.db import alembic_config, make_engine, migrate
+
+    def collations(eng):
+        with eng.connect() as c:
+            return dict(c.execute(sa.text("SELECT column_name, collation_name FROM information_schema.columns "
+                                          "WHERE table_name = 'reports' AND column_name IN "
+                                          "('category', 'zone_id', 'chief_id', 'idempotency_key')")).all())
+
+    with pg_database() as url:
+        eng = make_engine(url)
+        migrate(eng)
+        assert set(collations(eng).values()) == {"C"}
+        with eng.begin() as conn:
+            command.downgrade(alembic_config(conn), "0003")
+        assert set(collations(eng).values()) == {None}  # the database's default again
+        migrate(eng)
+        assert set(collations(eng).values()) == {"C"}
+        eng.dispose()
 
 
 @pytest.mark.parametrize("crs", ["wgs84", "gcj02"])

@@ -55,16 +55,22 @@ def make_engine(url: str | None = None) -> Engine:
                          connect_args={"connect_timeout": 5})
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Apply the Alembic migrations (idempotent)."""
-    from alembic import command
+def alembic_config(conn):
+    """Alembic's configuration for our migrations, run on `conn` (inside its transaction)."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Apply the Alembic migrations (idempotent)."""
+    from alembic import command
+
     with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        command.upgrade(alembic_config(conn), revision)
 
 
 def _multi(g):

@@ -106,7 +106,6 @@ def ewkb_points(x: np.ndarray, y: np.ndarray, srid: int) -> pa.Array:
     return pc.if_else(pa.array(missing), pa.scalar(None, pa.binary()), out) if missing.any() else out
 
 
-
 def encode(columns: list[pa.Array]) -> pa.Buffer:
     """The rows of `columns` (equal lengths, in table column order) as binary COPY data, without header.
 
