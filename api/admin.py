@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from gis import audit
-from gis.reference import ImportRejected, import_reference
+from store import audit
+from zonechief.reference import ImportRejected, import_reference
 
-from .auth import Caller, require
-from .problems import Problem
+from api.auth import Caller, require
+from api.problems import Problem
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Admin = Annotated[Caller, Depends(require("admin"))]

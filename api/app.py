@@ -17,18 +17,18 @@ import zonechief
 from gis import crs as gcrs
 from gis.lookup import Assignment, ZoneIndex
 from gis.points import coordinate_problem
-from gis.settings import Settings, get_settings
+from zonechief.settings import Settings
 
-from . import middleware, problems
-from .admin import router as admin_router
-from .problems import Problem
-from .maps import index_page
-from .maps import router as maps_router
-from .ogc import router as ogc_router
-from .open311 import router as open311_router
-from .reports import router as reports_router
-from .schemas import LOOKUP_BODY_SCHEMA, LookupResult
-from .services import Services
+from api import middleware, problems
+from api.admin import router as admin_router
+from api.problems import Problem
+from api.maps import index_page
+from api.maps import router as maps_router
+from api.ogc import router as ogc_router
+from api.open311 import router as open311_router
+from api.reports import router as reports_router
+from api.schemas import LOOKUP_BODY_SCHEMA, LookupResult
+from zonechief.services import Services
 
 GEOJSON = "application/geo+json"
 GEOJSON_200 = {200: {"description": "GeoJSON", "content": {GEOJSON: {}}}}
@@ -117,8 +117,8 @@ def geojson_response(gdf, drop=()) -> Response:
 def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
                database_url: str | None = None) -> FastAPI:
     """The app. The report store is opened (and migrated) on first use, or at startup by `serve`."""
-    settings = settings or get_settings()
     services = Services(settings, index, database_url)
+    settings = services.settings
     # /docs is served from local files by middleware.install_docs (no CDN; works under the CSP).
     app = FastAPI(title="zonechief", version=zonechief.__version__, description=DESCRIPTION,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")

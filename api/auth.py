@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from gis.keys import verify_key
+from store.keys import verify_key
 
-from .problems import Problem
+from api.problems import Problem
 
 RANK = {"public": 0, "staff": 1, "admin": 2}
 

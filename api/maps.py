@@ -13,7 +13,7 @@ from maps.aggregate import LOCAL
 from maps.assets import STATIC, inline_script_hashes
 from maps.basemaps import tile_origins
 
-from .problems import Problem
+from api.problems import Problem
 
 router = APIRouter(tags=["maps"])
 # No page loads a script or stylesheet from anywhere else (see maps/vendor.py).

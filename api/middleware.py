@@ -13,10 +13,10 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gis.settings import Settings
+from zonechief.settings import Settings
 
-from .auth import Caller, get_caller
-from .problems import SECURITY_HEADERS, Problem, problem_response
+from api.auth import Caller, get_caller
+from api.problems import SECURITY_HEADERS, Problem, problem_response
 
 
 # ------------------------------------------------------------------ body size

@@ -16,9 +16,9 @@ import shapely
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gis.reports import NotFound
+from zonechief.reports import NotFound
 
-from .problems import Problem
+from api.problems import Problem
 
 PREFIX = "/ogc"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -49,7 +49,7 @@ class Collection:
 
 
 def _zones(services):
-    from .app import zones_frame  # app imports this module
+    from api.app import zones_frame  # app imports this module
 
     return zones_frame(services.index, None)
 

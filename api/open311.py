@@ -24,13 +24,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gis import open311 as o3
-from gis.keys import verify_key
-from gis.reports import NotFound, ReportError, ReportIn
+from zonechief import open311 as o3
+from store.keys import verify_key
+from zonechief.reports import NotFound, ReportError, ReportIn
 
-from .auth import Caller
-from .middleware import client_ip
-from .problems import Problem
+from api.auth import Caller
+from api.middleware import client_ip
+from api.problems import Problem
 
 log = logging.getLogger(__name__)
 PREFIX = "/open311/v2"

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gis.boundaries import BoundaryError
 from gis.crs import UnknownCRSError
 from gis.points import CoordinateError
-from gis.reports import NotFound, ReportError, TransitionError
+from zonechief.reports import NotFound, ReportError, TransitionError
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -155,7 +155,7 @@ def install(app: FastAPI) -> None:
     except ImportError:
         pass
 
-    from gis.reference import ImportRejected
+    from zonechief.reference import ImportRejected
 
     @app.exception_handler(ImportRejected)
     async def _import_rejected(request: Request, exc: ImportRejected):

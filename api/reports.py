@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gis.reports import ReportIn, parse_bbox, report_to_dict
-from gis.store.models import STATUSES
+from zonechief.reports import ReportIn, parse_bbox, report_to_dict
+from store.models import STATUSES
 
-from .auth import Caller, get_caller, require
-from .middleware import limit_public_submissions
-from .problems import Problem
+from api.auth import Caller, get_caller, require
+from api.middleware import limit_public_submissions
+from api.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 

@@ -40,10 +40,10 @@ import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from api.services import Services  # noqa: E402
-from gis import bulk  # noqa: E402
+from zonechief.services import Services  # noqa: E402
+from zonechief import bulk  # noqa: E402
 from gis.crs import wgs84_to_gcj02  # noqa: E402
-from gis.settings import Settings  # noqa: E402
+from zonechief.settings import Settings  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("ZONECHIEF_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 METHODS = {  # name: (store, column route, rebuild_indexes)

@@ -162,7 +162,7 @@ def bench_synthetic(args, index, browser):
 
 def bench_store(args, index, browser, backend):
     from api.app import create_app
-    from gis.bulk import seed_demo
+    from zonechief.bulk import seed_demo
     from maps import ReportFilter, aggregate_store
     from tests.conftest import LiveServer, _pg_database
 

@@ -35,9 +35,9 @@ import pandas as pd
 import shapely
 from scipy import stats
 
-from .boundaries import METRIC
-from .lookup import IN_ZONE
-from .store.models import OPEN_STATUSES
+from gis.boundaries import METRIC
+from gis.lookup import IN_ZONE
+from store.models import OPEN_STATUSES
 
 TZ = "Asia/Shanghai"
 COLUMNS = ["id", "created_at", "category", "status", "zone_id", "chief_id", "assigned_at", "resolved_at", "geometry"]
@@ -87,7 +87,7 @@ def reports_frame(source, since: datetime | None = None, until: datetime | None 
     """
     from sqlalchemy import and_, func, select, true
 
-    from .store.models import Report, ReportEvent
+    from store.models import Report, ReportEvent
 
     db = getattr(source, "db", source)
     r, e = Report.__table__, ReportEvent.__table__

@@ -5,9 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .settings import REPO_DATA
-
-PATH = REPO_DATA.parent / "categories.csv"
+from gis.shipped import CATEGORIES as PATH
 
 
 def load_categories(path: str | Path | None = None) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from .crs import normalize_crs
+from gis.crs import normalize_crs
 
 __all__ = ["assign_parquet", "assign_frame", "AssignResult"]
 
@@ -114,8 +114,8 @@ _REBUILT: dict[str, _Shipped] = {}
 def _rebuild(units, roster_table, snap_tolerance_m, token):
     hit = _REBUILT.get(token)
     if hit is None:
-        from .lookup import ZoneIndex
-        from .roster import Roster
+        from gis.lookup import ZoneIndex
+        from gis.roster import Roster
 
         index = ZoneIndex(units, Roster(roster_table) if roster_table is not None else None, snap_tolerance_m)
         _REBUILT.clear()  # keep only the latest run's index in a long-lived worker
@@ -142,7 +142,7 @@ def assign_parquet(src, dst_dir, crs: str | None = None, npartitions: int | None
     import dask
     import dask_geopandas
 
-    from .lookup import ZoneIndex
+    from gis.lookup import ZoneIndex
 
     src, dst = Path(src), Path(dst_dir)
     if not src.exists():

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import geopandas as gpd
 
-from .settings import get_settings
+from gis.shipped import DATA_DIR
 
 REQUIRED = ["facility_id", "kind", "service_code", "zone_id"]
 
 
 def load_facilities(path: str | Path | None = None) -> gpd.GeoDataFrame:
-    path = Path(path) if path else get_settings().data_dir / "facilities.geojson"
+    path = Path(path) if path else DATA_DIR / "facilities.geojson"
     gdf = gpd.read_file(path, engine="pyogrio")
     missing = [c for c in REQUIRED if c not in gdf.columns]
     if missing:

@@ -30,9 +30,9 @@ import numpy as np
 import shapely
 from rapidfuzz.distance import OSA
 
-from . import crs as _crs
-from .points import check_coordinates
-from .settings import get_settings
+from gis import crs as _crs
+from gis.points import check_coordinates
+from gis.shipped import DATA_DIR
 
 __all__ = [
     "Candidate",
@@ -226,7 +226,7 @@ class Gazetteer:
         """
         import geopandas as gpd
 
-        d = Path(data_dir) if data_dir is not None else get_settings().data_dir
+        d = Path(data_dir) if data_dir is not None else DATA_DIR
         entries: list[_Entry] = []
         derived: list[tuple[_Entry, str]] = []  # (entry, stripped alias), checked for clashes below
 
@@ -559,7 +559,7 @@ def resolve_service_code(code, facilities_gdf=None) -> GeocodeResult:
     Raises UnknownServiceCode (a ValueError) when no facility has it.
     """
     if facilities_gdf is None:
-        from .facilities import load_facilities
+        from gis.facilities import load_facilities
 
         facilities_gdf = load_facilities()
     gdf = facilities_gdf

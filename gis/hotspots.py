@@ -43,8 +43,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .analysis import MannKendall, mann_kendall, period_start
-from .boundaries import METRIC
+from gis.analysis import MannKendall, mann_kendall, period_start
+from gis.boundaries import METRIC
 
 EMERGING = ("new", "intensifying", "persistent", "diminishing", "sporadic", "no pattern")
 LEVELS = (0.01, 0.05, 0.10)  # 99, 95, 90 % confidence

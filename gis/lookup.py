@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import crs as _crs
-from .boundaries import METRIC, BoundaryError, id_column, load_and_validate
-from .points import check_coordinates, coordinate_problem
-from .roster import Person, Roster
-from .settings import get_settings
+from gis import crs as _crs
+from gis.boundaries import METRIC, BoundaryError, id_column, load_and_validate
+from gis.points import check_coordinates, coordinate_problem
+from gis.roster import Person, Roster
+from gis.shipped import DATA_DIR, OVERLAP_TOLERANCE_M2, SNAP_TOLERANCE_M
 
 STATUSES = ("inside", "boundary", "snapped", "outside", "invalid")
 IN_ZONE = ("inside", "boundary", "snapped")  # the statuses that put a point in a zone
@@ -42,7 +42,7 @@ class _LazyKernels:
     """gis.lookup_kernels on first use: importing numba takes ~0.3 s, which a single lookup never needs."""
 
     def __getattr__(self, name):
-        from . import lookup_kernels
+        from gis import lookup_kernels
 
         globals()["kernels"] = lookup_kernels
         return getattr(lookup_kernels, name)
@@ -496,11 +496,12 @@ class ZoneIndex:
     >>> idx.lookup(114.05, 23.06).zone_id        # doctest: +SKIP
     """
 
-    def __init__(self, units: gpd.GeoDataFrame, roster: Roster | None = None, snap_tolerance_m: float | None = None):
+    def __init__(self, units: gpd.GeoDataFrame, roster: Roster | None = None, snap_tolerance_m: float | None = None,
+                 overlap_tolerance_m2: float = OVERLAP_TOLERANCE_M2):
         if units.crs is None or units.crs.to_epsg() != 4326:
             units = units.to_crs(4326)
-        s = get_settings()
-        self.snap_tolerance_m = s.snap_tolerance_m if snap_tolerance_m is None else float(snap_tolerance_m)
+        self.snap_tolerance_m = SNAP_TOLERANCE_M if snap_tolerance_m is None else float(snap_tolerance_m)
+        self.overlap_tolerance_m2 = float(overlap_tolerance_m2)  # for validating boundaries that replace these
         u = units.reset_index(drop=True)
         # Deterministic order: a boundary point goes to the first covering unit,
         # i.e. the smallest zone_id (then unit id).
@@ -534,7 +535,8 @@ class ZoneIndex:
     @classmethod
     def load(cls, path: str | Path | None = None, roster: Roster | str | Path | None = None, *,
              id_field: str | None = None, zone_field: str = "zone_id", layer: str | None = None,
-             crs: str | None = None, strict: bool = True, snap_tolerance_m: float | None = None) -> "ZoneIndex":
+             crs: str | None = None, strict: bool = True, snap_tolerance_m: float | None = None,
+             data_dir: str | Path = DATA_DIR, overlap_tolerance_m2: float = OVERLAP_TOLERANCE_M2) -> "ZoneIndex":
         """Build the index from the shipped data, or from a boundary file.
 
         A boundary file may hold villages (with a zone_id column grouping them)
@@ -542,21 +544,21 @@ class ZoneIndex:
         strict=True, overlaps, gaps and unrepairable geometries raise
         BoundaryError with a report of what and where.
         """
-        s = get_settings()
+        data_dir = Path(data_dir)
         if path is None:
-            path = s.boundaries or (s.data_dir / "villages.geojson")
-        if roster is None and (s.data_dir / "roster.csv").exists():
-            roster = s.data_dir / "roster.csv"  # matched by zone_id; zones it does not name have no chief
+            path = data_dir / "villages.geojson"
+        if roster is None and (data_dir / "roster.csv").exists():
+            roster = data_dir / "roster.csv"  # matched by zone_id; zones it does not name have no chief
         if not Path(path).exists():
             raise BoundaryError(f"{path}: no such file (set ZONECHIEF_DATA_DIR or ZONECHIEF_BOUNDARIES)")
-        gdf, report = load_and_validate(path, id_field=id_field, tolerance_m2=s.overlap_tolerance_m2, layer=layer, crs=crs)
+        gdf, report = load_and_validate(path, id_field=id_field, tolerance_m2=overlap_tolerance_m2, layer=layer, crs=crs)
         if report.errors or (strict and not report.ok):
             raise BoundaryError(f"boundaries rejected:\n{report}", report)
         gdf = gdf[gdf.geometry.notna()]
         units = normalize_units(gdf, id_field=id_field, zone_field=zone_field)
         if isinstance(roster, (str, Path)):
             roster = Roster.read_csv(roster)
-        return cls(units, roster, snap_tolerance_m)
+        return cls(units, roster, snap_tolerance_m, overlap_tolerance_m2)
 
     def _dissolve(self) -> gpd.GeoDataFrame:
         rows = []

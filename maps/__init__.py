@@ -8,12 +8,12 @@ Builders return a folium.Map. `static_url` is where the page loads the vendored
 assets from ("/static" when served by the API); None inlines them.
 `standalone_html(m)` gives one self-contained HTML file.
 """
-from .aggregate import Grid, HeatCells, ReportFilter, aggregate_points, aggregate_store, fetch_points, map_grid
-from .assets import page_html, standalone_html, use_assets
-from .basemaps import BASEMAPS, BasemapError, Projector
-from .heat import heatmap_map, heatmap_time_map, report_heatmap
-from .hotspots import compute_hotspots, hotspots_map, report_hotspots
-from .zones import MapInputError, zones_map
+from maps.aggregate import Grid, HeatCells, ReportFilter, aggregate_points, aggregate_store, fetch_points, map_grid
+from maps.assets import page_html, standalone_html, use_assets
+from maps.basemaps import BASEMAPS, BasemapError, Projector
+from maps.heat import heatmap_map, heatmap_time_map, report_heatmap
+from maps.hotspots import compute_hotspots, hotspots_map, report_hotspots
+from maps.zones import MapInputError, zones_map
 
 __all__ = ["zones_map", "heatmap_map", "heatmap_time_map", "report_heatmap", "hotspots_map", "report_hotspots",
            "compute_hotspots", "ReportFilter", "Grid", "HeatCells", "aggregate_points", "aggregate_store",

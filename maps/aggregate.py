@@ -17,9 +17,9 @@ import numpy as np
 import shapely
 from sqlalchemy import Integer, LargeBinary, and_, cast, func, literal, select, type_coerce
 
-from gis.store.models import STATUSES, Report
+from store.models import STATUSES, Report
 
-from .zones import MapInputError, select_zones
+from maps.zones import MapInputError, select_zones
 
 LOCAL_OFFSET_S = 8 * 3600  # Asia/Shanghai, no DST since 1991
 LOCAL = timezone(timedelta(hours=8), "Asia/Shanghai")

@@ -9,9 +9,8 @@ import folium
 from branca.element import MacroElement
 from folium.template import Template
 
-from gis.settings import get_settings
 
-from .basemaps import Projector, tile_layers
+from maps.basemaps import Projector, tile_layers
 
 ILLUSTRATIVE = ("区划为示意，仅供参考，非官方边界。"
                 "Boundaries are illustrative and approximate, not official.")
@@ -42,8 +41,7 @@ def popup_table(title: str, rows: Iterable[tuple[str, str, object]], note: str |
 
 def base_map(bounds_wgs84, projector: Projector, title: str, tianditu_key: str | None = None) -> folium.Map:
     """An empty map fitted to `bounds_wgs84` (minx, miny, maxx, maxy) with the chosen tiles, scale bar and title."""
-    key = tianditu_key if tianditu_key is not None else get_settings().tianditu_key
-    layers = tile_layers(projector.basemap, key)  # raises BasemapError before anything is built
+    layers = tile_layers(projector.basemap, tianditu_key)  # raises BasemapError before anything is built
     (south, west), (north, east) = projector.bounds(bounds_wgs84)
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=False, zoom_start=12, zoom_snap=0.25,
                    location=[(south + north) / 2, (west + east) / 2])

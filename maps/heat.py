@@ -5,11 +5,11 @@ import folium
 import folium.plugins
 import numpy as np
 
-from .aggregate import LOCAL, HeatCells, ReportFilter, aggregate_store, map_grid, period_label, recent_reports
-from .assets import use_assets
-from .basemaps import Projector
-from .common import Legend, base_map, esc, feature, geojson_layer, popup_table
-from .zones import select_zones
+from maps.aggregate import LOCAL, HeatCells, ReportFilter, aggregate_store, map_grid, period_label, recent_reports
+from maps.assets import use_assets
+from maps.basemaps import Projector
+from maps.common import Legend, base_map, esc, feature, geojson_layer, popup_table
+from maps.zones import select_zones
 
 # A page stays well under 3 MB: ~26 bytes per cell in the page, so 60,000 cells are ~1.6 MB.
 MAX_CELLS = 60_000

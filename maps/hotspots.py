@@ -9,11 +9,11 @@ from __future__ import annotations
 import folium
 import numpy as np
 
-from .aggregate import ReportFilter, fetch_points
-from .assets import use_assets
-from .basemaps import Projector
-from .common import Legend, base_map, esc, feature, geojson_layer, js_literal, swatch
-from .zones import select_zones
+from maps.aggregate import ReportFilter, fetch_points
+from maps.assets import use_assets
+from maps.basemaps import Projector
+from maps.common import Legend, base_map, esc, feature, geojson_layer, js_literal, swatch
+from maps.zones import select_zones
 
 # ESRI's Hot Spot Analysis colours, by class label as gis.hotspots writes it.
 CLASSES = {

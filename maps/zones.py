@@ -7,10 +7,10 @@ import shapely
 
 from gis.boundaries import METRIC
 
-from .assets import use_assets
-from .basemaps import Projector
-from .colouring import zone_colours
-from .common import ILLUSTRATIVE, Labels, Legend, base_map, esc, feature, geojson_layer, popup_table, swatch
+from maps.assets import use_assets
+from maps.basemaps import Projector
+from maps.colouring import zone_colours
+from maps.common import ILLUSTRATIVE, Labels, Legend, base_map, esc, feature, geojson_layer, popup_table, swatch
 
 FACILITY_KINDS = {  # kind -> (中文, English, colour)
     "public_toilet": ("公共厕所", "Public toilet", "#1f78b4"),

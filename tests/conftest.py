@@ -124,8 +124,8 @@ class LiveServer:
 def live_admin_app(label: str):
     """A throw-away PostGIS database, the app on it without rate limits, an admin key: (server, key, url)."""
     from api.app import create_app
-    from gis.keys import create_key
-    from gis.settings import Settings
+    from store.keys import create_key
+    from zonechief.settings import Settings
 
     with pg_database() as url:
         app = create_app(settings=Settings(rate_limit_per_minute=0), database_url=url)

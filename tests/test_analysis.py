@@ -193,7 +193,7 @@ def test_workload_and_balance_include_chiefs_without_reports():
 # ------------------------------------------------------------------ demo frames
 @pytest.fixture(scope="module")
 def demo(zone_index):
-    from gis.demo import generate_reports
+    from zonechief.demo import generate_reports
 
     reps = generate_reports(3000, seed=5, now=NOW, days=250, index=zone_index)  # spans the 2025-07-01 handover
     return reps, A.frame_from_demo(reps, zone_index)
@@ -239,10 +239,9 @@ def test_summaries_of_demo_data_add_up_and_carry_zone_geometry(demo, zone_index)
 
 # ------------------------------------------------------------------ the store
 def test_reports_frame_from_the_store_matches_the_demo_frame(store_url, zone_index):
-    from api.services import Services
-    from gis.settings import get_settings
+    from zonechief.services import Services
 
-    svc = Services(get_settings(), index=zone_index, database_url=store_url).reports
+    svc = Services(index=zone_index, database_url=store_url).reports
     try:
         _check_store_frame(svc, zone_index)
     finally:
@@ -250,8 +249,8 @@ def test_reports_frame_from_the_store_matches_the_demo_frame(store_url, zone_ind
 
 
 def _check_store_frame(svc, zone_index):
-    from gis.bulk import seed_demo
-    from gis.demo import generate_reports
+    from zonechief.bulk import seed_demo
+    from zonechief.demo import generate_reports
 
     res = seed_demo(svc, 400, seed=9, now=NOW)
     assert res.inserted >= 380
@@ -265,7 +264,7 @@ def _check_store_frame(svc, zone_index):
     with svc.db.engine.connect() as conn:
         import sqlalchemy as sa
 
-        from gis.store.models import Report
+        from store.models import Report
 
         ids = dict(conn.execute(sa.select(Report.__table__.c.id, Report.__table__.c.idempotency_key)).all())
     got["k"] = got["id"].map(ids).map(key)

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gis import bulk
-from gis.bulk_columns import WHITESPACE, _location_json, _timestamps, clean
-from gis.reports import ReportIn
+from zonechief import bulk
+from zonechief.bulk_columns import WHITESPACE, _location_json, _timestamps, clean
+from zonechief.reports import ReportIn
 from tests.conftest import inner, pg_database
 
 NOW = datetime(2026, 3, 1, 2, 30, tzinfo=timezone.utc)
@@ -159,8 +159,8 @@ def imported(reports, path, rejects, columnar: bool, **kw):
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory, zone_index):
-    from api.services import Services
-    from gis.settings import Settings
+    from zonechief.services import Services
+    from zonechief.settings import Settings
 
     d = tmp_path_factory.mktemp("routes")
     return [Services(Settings(), index=zone_index, database_url=f"sqlite:///{d / f'{n}.sqlite'}").reports
@@ -197,7 +197,7 @@ def test_columns_store_what_rows_store(stores, points, zone_index, facilities, t
 
 def test_plain_rows_take_the_column_route(zone_index, points, tmp_path):
     """The equivalence above must not hold merely because nothing is plain."""
-    from gis.bulk_columns import plain_rows
+    from zonechief.bulk_columns import plain_rows
 
     lon, lat = points["QS-12"]
     path = tmp_path / "p.csv"
@@ -275,8 +275,8 @@ def _schema(url):
 
 @pytest.mark.parametrize("rebuild", [True, False])
 def test_postgis_copy_stores_what_sqlite_stores(stores, zone_index, points, facilities, tmp_path, rebuild):
-    from api.services import Services
-    from gis.settings import Settings
+    from zonechief.services import Services
+    from zonechief.settings import Settings
 
     rng = random.Random(7)
     rows = [make_row(rng, zone_index, points, facilities) for _ in range(400)]
@@ -308,8 +308,8 @@ def test_postgis_copy_stores_what_sqlite_stores(stores, zone_index, points, faci
 
 def test_failed_rebuild_leaves_everything_as_it_was(zone_index, points, tmp_path, monkeypatch):
     """A unique violation found only when the index is rebuilt rolls back the data and restores the indexes."""
-    from api.services import Services
-    from gis.settings import Settings
+    from zonechief.services import Services
+    from zonechief.settings import Settings
 
     lon, lat = points["QS-12"]
     path = tmp_path / "k.csv"
@@ -327,9 +327,9 @@ def test_failed_rebuild_leaves_everything_as_it_was(zone_index, points, tmp_path
 
 
 def test_rebuild_only_for_loads_that_at_least_double_the_table(zone_index, points, tmp_path, monkeypatch):
-    from api.services import Services
-    from gis.settings import Settings
-    from gis.store import pg_bulk
+    from zonechief.services import Services
+    from zonechief.settings import Settings
+    from store import pg_bulk
 
     calls = []
     real = pg_bulk.indexes_rebuilt
@@ -361,8 +361,8 @@ def test_rebuild_only_for_loads_that_at_least_double_the_table(zone_index, point
 @pytest.mark.parametrize("rebuild", [False, True])
 def test_ids_follow_the_file_across_both_routes(zone_index, points, tmp_path, monkeypatch, rebuild):
     """Plain and doubtful rows interleave; ids still follow source rows, windows included."""
-    from api.services import Services
-    from gis.settings import Settings
+    from zonechief.services import Services
+    from zonechief.settings import Settings
 
     lon, lat = points["ZMT-07"]
     path = tmp_path / "mix.csv"

@@ -7,7 +7,7 @@ import pyproj
 import pytest
 
 from gis.crs import gcj02_to_wgs84
-from gis.demo import generate_reports, load_categories
+from zonechief.demo import generate_reports, load_categories
 
 try:
     from zoneinfo import ZoneInfo

@@ -30,9 +30,9 @@ from gis.geocode import (
     resolve_service_code,
 )
 from gis.points import CoordinateError
-from gis.settings import get_settings
+from gis.shipped import DATA_DIR
 
-DATA = get_settings().data_dir
+DATA = DATA_DIR
 GEOD = pyproj.Geod(ellps="WGS84")
 TIEGANG = "441900105200"
 KEY = "sekret-amap-key-123"

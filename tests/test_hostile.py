@@ -13,7 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gis.settings import REPO_DATA
+from zonechief.settings import REPO_DATA
 from tests.conftest import live_admin_app
 
 pytestmark = pytest.mark.hostile

@@ -379,7 +379,7 @@ def test_filters_validate():
 @pytest.fixture(scope="module")
 def seeded(store_url):
     from api.app import create_app
-    from gis.bulk import seed_demo
+    from zonechief.bulk import seed_demo
 
     app = create_app(database_url=store_url)
     svc = app.state.services
@@ -389,7 +389,7 @@ def seeded(store_url):
 
 def _reference(svc, flt: ReportFilter, grid, by=None):
     """Counts computed in Python from the ORM rows: an independent path to compare with."""
-    from gis.store.models import Report
+    from store.models import Report
     from sqlalchemy import select
 
     scope = flt.zone_scope(svc.index)

@@ -148,8 +148,8 @@ def test_pages_with_an_empty_store(browser, server, shots, store_url):
 # ------------------------------------------------------------------ seeded store
 @pytest.fixture(scope="module")
 def seeded(server):
-    from gis.bulk import seed_demo
-    from gis.reports import Location, ReportIn
+    from zonechief.bulk import seed_demo
+    from zonechief.reports import Location, ReportIn
 
     srv, svc = server
     seed_demo(svc.reports, 3000, seed=2, now=datetime.fromisoformat("2025-09-30T12:00:00+08:00"))

@@ -14,8 +14,8 @@ import shapely
 
 from api.app import create_app
 from api.ogc import CONFORMANCE, CRS84
-from gis.bulk import seed_demo
-from gis.reports import ReportIn
+from zonechief.bulk import seed_demo
+from zonechief.reports import ReportIn
 from tests.conftest import LiveServer
 
 PROBLEM = "application/problem+json"

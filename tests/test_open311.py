@@ -14,11 +14,11 @@ import requests
 from georeport import GeoReport
 
 from api.app import create_app
-from gis import open311 as o3
-from gis.bulk import Intake, import_intakes
-from gis.keys import create_key
-from gis.reports import ReportIn
-from gis.store.models import STATUSES
+from zonechief import open311 as o3
+from zonechief.bulk import Intake, import_intakes
+from store.keys import create_key
+from zonechief.reports import ReportIn
+from store.models import STATUSES
 from tests.conftest import LiveServer, inner
 
 BASE = "/open311/v2"
@@ -335,7 +335,7 @@ def test_window_rules():
 
 
 def test_public_submissions_share_the_v1_rate_limit(store_url, zone_index):
-    from gis.settings import Settings
+    from zonechief.settings import Settings
 
     app = create_app(settings=Settings(rate_limit_per_minute=2), database_url=store_url)
     with app.state.services.db.sessions.begin() as s:

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gis.store import pg_bulk
+from store import pg_bulk
 
-from .conftest import pg_database
+from tests.conftest import pg_database
 
 UTC = timezone.utc
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)

@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from api.app import create_app
-from gis.keys import create_key
-from gis.settings import REPO_DATA, Settings
+from store.keys import create_key
+from zonechief.settings import REPO_DATA, Settings
 from tests.conftest import LiveServer, PG_ADMIN_URL, inner, pg_database
 
 PROBLEM = "application/problem+json"
@@ -297,7 +297,7 @@ def test_roster_import_is_committed_then_put_in_force_and_audited(ref_live, zone
     assert e["summary"]["rows_before"] == e["summary"]["rows_after"]
 
     # A new process on the same store puts the imported roster in force, not the shipped file.
-    from api.services import Services
+    from zonechief.services import Services
 
     fresh = Services(NO_LIMIT, database_url=ref_live["url"])
     fresh.db

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from api.app import create_app
 from gis.crs import wgs84_to_gcj02
-from gis.keys import create_key
+from store.keys import create_key
 from tests.conftest import LiveServer, inner, pg_database
 
 PROBLEM = "application/problem+json"
@@ -69,7 +69,7 @@ def test_schema(live):
 def test_migration_0004_collations_down_and_up_again():
     from alembic import command
 
-    from gis.store.db import alembic_config, make_engine, migrate
+    from store.db import alembic_config, make_engine, migrate
 
     def collations(eng):
         with eng.connect() as c:
@@ -259,7 +259,7 @@ def test_bulk_import_with_rejects(live, zone_index, tmp_path):
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    from gis.bulk import import_file
+    from zonechief.bulk import import_file
 
     svc = live["services"].reports
     res = import_file(svc, src, tmp_path / "rej.csv")
@@ -276,8 +276,8 @@ def test_bulk_import_with_rejects(live, zone_index, tmp_path):
 
 
 def test_import_is_all_or_nothing(live, zone_index, monkeypatch):
-    from gis import bulk
-    from gis.reports import ReportIn
+    from zonechief import bulk
+    from zonechief.reports import ReportIn
 
     svc = live["services"].reports
     before = svc.search(limit=1)[1]
@@ -297,7 +297,7 @@ def test_import_is_all_or_nothing(live, zone_index, monkeypatch):
 
 
 def test_demo_seed(live):
-    from gis.bulk import seed_demo
+    from zonechief.bulk import seed_demo
 
     svc = live["services"].reports
     res = seed_demo(svc, 300, seed=3)
@@ -316,8 +316,8 @@ def test_bulk_write_round_trips_awkward_text(live, zone_index):
     """COPY (PostGIS) and the ORM insert (SQLite) store exactly what was given, awkward text included."""
     from datetime import datetime, timedelta, timezone
 
-    from gis import bulk
-    from gis.reports import ReportIn
+    from zonechief import bulk
+    from zonechief.reports import ReportIn
 
     svc = live["services"].reports
     lon, lat = inner(zone_index, "QS-12")
@@ -352,7 +352,7 @@ def test_bulk_clean_column_agrees_with_clean():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from gis.bulk import _clean, _clean_column
+    from zonechief.bulk import _clean, _clean_column
 
     @settings(max_examples=200, deadline=None)
     @given(st.lists(st.one_of(st.text(), st.none(), st.integers(), st.floats()), max_size=20), st.lists(st.text(), max_size=20))

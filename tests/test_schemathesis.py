@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from gis.settings import Settings
+from zonechief.settings import Settings
 from tests.conftest import live_admin_app
 
 pytestmark = pytest.mark.schemathesis

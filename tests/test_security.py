@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from api.app import create_app
-from gis.keys import create_key
-from gis.settings import Settings
+from store.keys import create_key
+from zonechief.settings import Settings
 from tests.conftest import LiveServer, inner
 
 PROBLEM = "application/problem+json"

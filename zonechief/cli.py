@@ -41,9 +41,9 @@ def serve(host, port, demo, demo_reports):
     import uvicorn
 
     from api.app import create_app
-    from gis.settings import get_settings
+    from zonechief.services import load_settings
 
-    s = get_settings()
+    s = load_settings()
     host, port = host or s.host, port or s.port
     app = create_app()
     services = app.state.services
@@ -62,17 +62,16 @@ def _safe_url(url: str) -> str:
 
 
 def _reports_service():
-    from api.services import Services
-    from gis.settings import get_settings
+    from zonechief.services import Services
 
-    return Services(get_settings()).reports
+    return Services().reports
 
 
 def _seed_if_empty(reports, n: int):
     from sqlalchemy import func, select
 
-    from gis.bulk import seed_demo
-    from gis.store.models import Report
+    from zonechief.bulk import seed_demo
+    from store.models import Report
 
     with reports.db.sessions() as s:
         have = s.scalar(select(func.count()).select_from(Report))
@@ -102,12 +101,12 @@ def lookup(lon, lat, crs, at, as_json):
     """Who is responsible for the point LON LAT?"""
     from api.app import assignment_json
     from gis.crs import UnknownCRSError, normalize_crs
-    from gis.lookup import ZoneIndex
     from gis.points import CoordinateError
+    from zonechief.services import load_index, load_settings
 
     try:
         c = normalize_crs(crs)
-        a = ZoneIndex.load().lookup(lon, lat, crs=c, at=_at(at))
+        a = load_index(load_settings()).lookup(lon, lat, crs=c, at=_at(at))
     except (CoordinateError, UnknownCRSError) as exc:
         _fail(str(exc))
     if as_json:
@@ -152,8 +151,8 @@ def assign(src, dst, crs, lon_col, lat_col, at, chunk_size, engine, partitions):
     from tqdm import tqdm
 
     from gis.crs import UnknownCRSError, normalize_crs
-    from gis.lookup import ZoneIndex
     from gis.points import read_points, write_points
+    from zonechief.services import load_index, load_settings
 
     try:
         table, x, y, file_crs = read_points(src, lon_col, lat_col)
@@ -161,7 +160,7 @@ def assign(src, dst, crs, lon_col, lat_col, at, chunk_size, engine, partitions):
         at = _at(at)
     except (ValueError, FileNotFoundError, UnknownCRSError) as exc:
         _fail(str(exc))
-    index = ZoneIndex.load()
+    index = load_index(load_settings())
     parts = []
     with tqdm(total=len(x), unit="pt", desc="assign", file=sys.stderr, disable=None) as bar:
         for s in range(0, len(x), chunk_size):
@@ -184,12 +183,14 @@ def _assign_dask(src, dst, crs, at, partitions):
 
     from gis.crs import UnknownCRSError
     from gis.dask_assign import assign_parquet
+    from zonechief.services import load_index, load_settings
 
     p = Path(src)
     if p.is_file() and p.suffix.lower() not in (".parquet", ".geoparquet"):
         _fail(f"{src}: --engine dask reads GeoParquet (a .parquet file or a directory of them)")
     try:
-        res = assign_parquet(src, dst, crs=crs, npartitions=partitions, at=_at(at))
+        res = assign_parquet(src, dst, crs=crs, npartitions=partitions, at=_at(at),
+                             index=load_index(load_settings()))
     except (ValueError, FileNotFoundError, FileExistsError, UnknownCRSError) as exc:
         _fail(str(exc))
     click.echo(f"{res.rows} rows → {dst} ({res.partitions} parts): "
@@ -210,9 +211,9 @@ def boundaries():
 def validate(path, id_field, crs, layer, tolerance_m2):
     """Check a boundary layer: geometry validity, overlaps and gaps. Exit 1 if it cannot be used as is."""
     from gis.boundaries import BoundaryError, load_and_validate
-    from gis.settings import get_settings
+    from zonechief.services import load_settings
 
-    tol = tolerance_m2 if tolerance_m2 is not None else get_settings().overlap_tolerance_m2
+    tol = tolerance_m2 if tolerance_m2 is not None else load_settings().overlap_tolerance_m2
     try:
         _, report = load_and_validate(path, id_field=id_field, tolerance_m2=tol, layer=layer, crs=crs)
     except BoundaryError as exc:
@@ -230,11 +231,10 @@ def _actor(actor: str | None) -> str:
 
 def _import_reference(actor, dry_run, **files):
     """Validate and replace reference data in the store, in one transaction with an audit entry."""
-    from api.services import Services
-    from gis.reference import ImportRejected, import_reference
-    from gis.settings import get_settings
+    from zonechief.services import Services
+    from zonechief.reference import ImportRejected, import_reference
 
-    services = Services(get_settings())
+    services = Services()
     try:
         out = import_reference(services.db, services.index, services.facilities, _actor(actor), dry_run=dry_run, **files)
     except ImportRejected as exc:
@@ -302,7 +302,7 @@ def facilities_import(path, actor, dry_run):
 @click.option("--limit", default=20, show_default=True, type=int)
 def audit_cmd(action, limit):
     """Recent reference-data changes: who, when, what."""
-    from gis import audit
+    from store import audit
 
     svc = _reports_service()
     with svc.db.sessions() as s:
@@ -321,7 +321,7 @@ def keys():
 @click.option("--chief", "chief_id", default=None, help="Staff key acting for this chief (own queue only)")
 def keys_create(role, name, chief_id):
     """Create an API key and print its token."""
-    from gis.keys import create_key
+    from store.keys import create_key
 
     reports = _reports_service()
     with reports.db.sessions.begin() as s:
@@ -345,7 +345,7 @@ def reports():
                    "as many as are stored.")
 def reports_import(path, rejects, crs, rebuild_indexes):
     """Import reports from CSV, GeoJSON or GeoParquet, all or nothing; bad rows go to a rejects file."""
-    from gis.bulk import import_file
+    from zonechief.bulk import import_file
 
     svc = _reports_service()
     n = _count_rows(path)
@@ -373,7 +373,7 @@ def demo():
 @click.option("--seed", default=0, show_default=True, type=int)
 def demo_seed(n, seed):
     """Write N realistic synthetic reports (weighted categories, daily/weekly rhythm, clusters, progressing statuses)."""
-    from gis.bulk import seed_demo
+    from zonechief.bulk import seed_demo
 
     svc = _reports_service()
     res = _with_bar(n, "seed", lambda bar: seed_demo(svc, n, seed=seed, progress=bar.update))
@@ -419,8 +419,7 @@ def map_cmd(kind, out, basemap, standalone, static_url, since, until, category, 
     import shutil
     from pathlib import Path
 
-    from api.services import Services
-    from gis.settings import get_settings
+    from zonechief.services import Services
     from maps import BasemapError, MapInputError, ReportFilter, report_heatmap, report_hotspots, zones_map
     from maps.assets import STATIC, standalone_html
 
@@ -431,7 +430,7 @@ def map_cmd(kind, out, basemap, standalone, static_url, since, until, category, 
         url = static_url.rstrip("/")
     else:
         url = "zonechief_static"  # relative to the HTML file
-    svc = Services(get_settings())
+    svc = Services()
     key = svc.settings.tianditu_key
     try:
         if kind == "zones":

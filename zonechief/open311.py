@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta, timezone
 
-from .store.models import OPEN_STATUSES, STATUSES, Report
+from store.models import OPEN_STATUSES, STATUSES, Report
 
 # Dongguan keeps China Standard Time all year (no DST), so a fixed offset is exact.
 CST = timezone(timedelta(hours=8), "CST")

@@ -7,7 +7,7 @@ Create Date: 2026-11-28
 import sqlalchemy as sa
 from alembic import op
 
-from gis.store.types import UTCDateTime
+from store.types import UTCDateTime
 
 revision = "0002"
 down_revision = "0001"

@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import geocode
-from .crs import UnknownCRSError, normalize_crs
-from .points import CoordinateError, check_coordinates
-from .store.db import Database
-from .store.models import OPEN_STATUSES, SOURCES, STATUSES, TRANSITIONS, Report, ReportEvent
+from gis import geocode
+from gis.crs import UnknownCRSError, normalize_crs
+from gis.points import CoordinateError, check_coordinates
+from store.db import Database
+from store.models import OPEN_STATUSES, SOURCES, STATUSES, TRANSITIONS, Report, ReportEvent
 
 
 class ReportError(ValueError):

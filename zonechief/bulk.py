@@ -27,12 +27,12 @@ import shapely
 from pydantic import ValidationError
 from sqlalchemy import select, text
 
-from .bulk_columns import TS, Plain, build_plain, locate_plain, plain_rows, text_column
-from .lookup import IN_ZONE
-from .reports import Location, ReportError, ReportIn, Reports
-from .roster import _as_date
-from .store import pg_bulk
-from .store.models import TRANSITIONS, Report
+from zonechief.bulk_columns import TS, Plain, build_plain, locate_plain, plain_rows, text_column
+from gis.lookup import IN_ZONE
+from zonechief.reports import Location, ReportError, ReportIn, Reports
+from gis.roster import _as_date
+from store import pg_bulk
+from store.models import TRANSITIONS, Report
 
 REPORT_COLS = ["id", "created_at", "updated_at", "source", "category", "description", "location_input", "geom",
                "geocode_method", "geocode_confidence", "needs_review", "review_note", "zone_id", "village_code",
@@ -162,7 +162,7 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
     by_crs: dict[str, list[int]] = {}
     for k in coord:
         by_crs.setdefault(intakes[k].data.location.crs, []).append(k)
-    from .crs import UnknownCRSError, normalize_crs
+    from gis.crs import UnknownCRSError, normalize_crs
 
     for crs_name, ks in by_crs.items():
         try:
@@ -631,7 +631,7 @@ def _import_table(reports, table, xs, ys, file_crs, crs, actor, progress, rebuil
 
 def seed_demo(reports: Reports, n: int, seed: int = 0, now: datetime | None = None, progress=None) -> ImportResult:
     """Write n synthetic reports (gis.demo) with their status histories."""
-    from .demo import generate_reports
+    from zonechief.demo import generate_reports
 
     gen = generate_reports(n, seed=seed, now=now, index=reports.index, facilities=reports.facilities)
     intakes = []

@@ -1,4 +1,8 @@
-"""What the app serves from: the zone index, facilities, categories, the report store. Built once, lazily."""
+"""Assembly: the one place where settings are read and the app's parts are built (once, lazily).
+
+The API, the CLI and the notebooks get their zone index, facilities, categories and
+report store from a `Services`; nothing below this module reads the environment.
+"""
 from __future__ import annotations
 
 import threading
@@ -7,12 +11,23 @@ from functools import cached_property
 from gis.categories import load_categories
 from gis.facilities import load_facilities
 from gis.lookup import ZoneIndex
-from gis.settings import Settings
+from zonechief.settings import Settings, get_settings
+
+
+def load_settings() -> Settings:
+    """The settings in force (environment and .env), read once per process."""
+    return get_settings()
+
+
+def load_index(settings: Settings) -> ZoneIndex:
+    """The zone index from the configured boundary files and tolerances."""
+    return ZoneIndex.load(settings.boundaries, data_dir=settings.data_dir, snap_tolerance_m=settings.snap_tolerance_m,
+                          overlap_tolerance_m2=settings.overlap_tolerance_m2)
 
 
 class Services:
-    def __init__(self, settings: Settings, index: ZoneIndex | None = None, database_url: str | None = None):
-        self.settings = settings
+    def __init__(self, settings: Settings | None = None, index: ZoneIndex | None = None, database_url: str | None = None):
+        self.settings = settings = settings or load_settings()
         self._index = index
         self._facilities = None
         self._db = None
@@ -26,7 +41,7 @@ class Services:
         if self._index is None:
             with self._lock:
                 if self._index is None:
-                    self._index = ZoneIndex.load()
+                    self._index = load_index(self.settings)
         return self._index
 
     @property
@@ -34,7 +49,7 @@ class Services:
         if self._facilities is None:
             with self._lock:
                 if self._facilities is None:
-                    self._facilities = load_facilities()
+                    self._facilities = load_facilities(self.settings.data_dir / "facilities.geojson")
         return self._facilities
 
     @cached_property
@@ -46,16 +61,16 @@ class Services:
         """The store, migrated. Not cached when opening fails (database down): the next request tries again."""
         if self._db is not None:
             return self._db
-        from gis.reference import load_from_db
-        from gis.store.db import Database
+        from zonechief.reference import load_from_db
+        from store.db import Database
 
         with self._lock:
             if self._db is None:
-                db = Database(self._database_url)
+                db = Database(self._database_url or self.settings.store_url())
                 try:
                     db.init(self.index, self.facilities, self.categories)
                     # Reference data imported earlier (gis.reference) is what is in force, not the shipped files.
-                    stored = load_from_db(db, self.index.snap_tolerance_m)
+                    stored = load_from_db(db, self.index.snap_tolerance_m, self.index.overlap_tolerance_m2)
                 except BaseException:
                     db.engine.dispose()
                     raise
@@ -97,7 +112,7 @@ class Services:
     @cached_property
     def reports(self):
         from gis.geocode import AmapProvider
-        from gis.reports import Reports
+        from zonechief.reports import Reports
 
         provider = None
         if self.settings.amap_key:

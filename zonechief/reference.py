@@ -21,13 +21,13 @@ import shapely
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import DataError, IntegrityError
 
-from . import audit
-from .boundaries import BoundaryError, load_and_validate
-from .lookup import ZoneIndex, normalize_units
-from .roster import REQUIRED as ROSTER_COLUMNS, Roster, RosterError
-from .settings import get_settings
-from .store.db import Database, _insert, facility_rows, roster_rows, village_rows, zone_rows
-from .store.models import Facility, RosterEntry, Village, Zone
+from store import audit
+from gis.boundaries import BoundaryError, load_and_validate
+from gis.lookup import ZoneIndex, normalize_units
+from gis.roster import REQUIRED as ROSTER_COLUMNS, Roster, RosterError
+from gis.shipped import OVERLAP_TOLERANCE_M2
+from store.db import Database, _insert, facility_rows, roster_rows, village_rows, zone_rows
+from store.models import Facility, RosterEntry, Village, Zone
 
 KINDS = ("boundaries", "roster", "facilities")
 MAX_LISTED = 100  # ids listed per change kind in an audit summary; counts are always complete
@@ -68,9 +68,10 @@ def _too_long(values, limit: int) -> list[str]:
 # ------------------------------------------------------------------ validation
 def read_boundaries(path, roster: Roster | None, *, id_field: str | None = None, zone_field: str = "zone_id",
                     layer: str | None = None, crs: str | None = None, allow_repairs: bool = False,
-                    snap_tolerance_m: float | None = None) -> tuple[ZoneIndex, list[str]]:
+                    snap_tolerance_m: float | None = None,
+                    overlap_tolerance_m2: float = OVERLAP_TOLERANCE_M2) -> tuple[ZoneIndex, list[str]]:
     """A new index from a boundary file, or ImportRejected. Returns (index, repair notes)."""
-    tol = get_settings().overlap_tolerance_m2
+    tol = overlap_tolerance_m2
     try:
         gdf, report = load_and_validate(path, id_field=id_field, tolerance_m2=tol, layer=layer, crs=crs)
     except BoundaryError as exc:
@@ -89,7 +90,7 @@ def read_boundaries(path, roster: Roster | None, *, id_field: str | None = None,
     long_ids = _too_long(units["unit_id"], ID_LEN) + _too_long(units["zone_id"], ID_LEN)
     if long_ids:
         raise ImportRejected(f"ids longer than {ID_LEN} characters: {', '.join(long_ids)}")
-    return ZoneIndex(units, roster, snap_tolerance_m), repairs
+    return ZoneIndex(units, roster, snap_tolerance_m, overlap_tolerance_m2), repairs
 
 
 def read_roster(path) -> Roster:
@@ -223,6 +224,7 @@ def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFram
     summary: dict[str, dict] = {}
     if boundaries is not None:
         new_index, repairs = read_boundaries(boundaries, new_roster, snap_tolerance_m=index.snap_tolerance_m,
+                                             overlap_tolerance_m2=index.overlap_tolerance_m2,
                                              **(boundary_options or {}))
         summary["boundaries"] = {**boundaries_summary(index, new_index), "repairs": repairs[:MAX_LISTED]}
     else:
@@ -284,7 +286,8 @@ def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFram
 
 
 # ------------------------------------------------------------------ reading back
-def load_from_db(db: Database, snap_tolerance_m: float | None = None) -> tuple[ZoneIndex, gpd.GeoDataFrame] | None:
+def load_from_db(db: Database, snap_tolerance_m: float | None = None,
+                 overlap_tolerance_m2: float = OVERLAP_TOLERANCE_M2) -> tuple[ZoneIndex, gpd.GeoDataFrame] | None:
     """The index and facilities stored in the database, if reference data was ever imported; else None."""
     with db.sessions() as s:
         if not audit.has_reference_imports(s):
@@ -307,4 +310,4 @@ def load_from_db(db: Database, snap_tolerance_m: float | None = None) -> tuple[Z
         "facility_id": [f.facility_id for f in facs], "kind": [f.kind for f in facs], "name": [f.name for f in facs],
         "service_code": [f.service_code for f in facs], "town": [f.town for f in facs],
         "zone_id": [f.zone_id for f in facs]}, geometry=[f.geom for f in facs], crs=4326)
-    return ZoneIndex(units, roster, snap_tolerance_m), fac
+    return ZoneIndex(units, roster, snap_tolerance_m, overlap_tolerance_m2), fac

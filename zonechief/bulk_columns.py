@@ -19,11 +19,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .crs import UnknownCRSError, normalize_crs
-from .lookup import IN_ZONE
-from .reports import Location, Reporter, ReportIn
-from .roster import LOCAL
-from .store.models import SOURCES
+from gis.crs import UnknownCRSError, normalize_crs
+from gis.lookup import IN_ZONE
+from zonechief.reports import Location, Reporter, ReportIn
+from gis.roster import LOCAL
+from store.models import SOURCES
 
 # What str.strip() removes: every code point for which str.isspace() is true.
 WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from sqlalchemy import JSON, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .store.models import Base
+from store.models import Base
 
 # Actions that replace reference data; their presence means the database, not the shipped files, is in force.
 REFERENCE_ACTIONS = ("boundaries.import", "roster.import", "facilities.import")

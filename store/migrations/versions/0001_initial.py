@@ -7,7 +7,7 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
-from gis.store.types import Geom, UTCDateTime
+from store.types import Geom, UTCDateTime
 
 revision = "0001"
 down_revision = None

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .store.models import ROLES, ApiKey
+from store.models import ROLES, ApiKey
 
 
 def _hash(secret: str) -> str:

@@ -9,19 +9,9 @@ from sqlalchemy import create_engine, event, func, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..settings import get_settings
-from .models import Category, Facility, RosterEntry, Village, Zone
+from store.models import Category, Facility, RosterEntry, Village, Zone
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-
-def database_url() -> str:
-    s = get_settings()
-    if s.database_url:
-        return s.database_url
-    path = Path(s.sqlite_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
 
 
 def _wkb_x(wkb):
@@ -32,8 +22,7 @@ def _wkb_y(wkb):
     return None if wkb is None else shapely.from_wkb(bytes(wkb)).y
 
 
-def make_engine(url: str | None = None) -> Engine:
-    url = url or database_url()
+def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -122,8 +111,8 @@ def load_reference(session: Session, index, facilities, categories: pd.DataFrame
 class Database:
     """An engine with its schema migrated and reference data loaded."""
 
-    def __init__(self, url: str | None = None):
-        self.url = url or database_url()
+    def __init__(self, url: str):
+        self.url = url
         self.engine = make_engine(self.url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 

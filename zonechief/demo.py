@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .categories import PATH as CATEGORIES_PATH
-from .categories import load_categories, normalize_categories as _normalize_categories
-from .crs import wgs84_to_gcj02
-from .store.models import SOURCES, STATUSES
+from gis.categories import PATH as CATEGORIES_PATH
+from gis.categories import load_categories, normalize_categories as _normalize_categories
+from gis.crs import wgs84_to_gcj02
+from store.models import SOURCES, STATUSES
 
 try:
     from zoneinfo import ZoneInfo
@@ -106,14 +106,14 @@ _M_PER_DEG = 111_320.0
 
 @lru_cache(maxsize=1)
 def _default_index():
-    from .lookup import ZoneIndex
+    from gis.lookup import ZoneIndex
 
     return ZoneIndex.load()
 
 
 @lru_cache(maxsize=1)
 def _default_facilities():
-    from .facilities import load_facilities
+    from gis.facilities import load_facilities
 
     return load_facilities()
 
@@ -218,7 +218,7 @@ class _Sampler:
         self.geoms = np.asarray(index.units.geometry.values, dtype=object)
         shapely.prepare(self.geoms)
         self.bounds = shapely.bounds(self.geoms)
-        from .boundaries import METRIC
+        from gis.boundaries import METRIC
 
         area = np.asarray(index.units.to_crs(METRIC).area, dtype=float)
         self.p_area = area / area.sum()
@@ -306,7 +306,7 @@ def generate_reports(n: int, *, seed: int = 0, now: datetime | None = None, days
     if facilities is None:
         fac = _default_facilities()
     elif isinstance(facilities, (str, Path)):
-        from .facilities import load_facilities
+        from gis.facilities import load_facilities
 
         fac = load_facilities(facilities)
     else:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .types import Geom, UTCDateTime
+from store.types import Geom, UTCDateTime
 
 STATUSES = ("new", "assigned", "in_progress", "resolved", "closed", "rejected", "duplicate")
 OPEN_STATUSES = ("new", "assigned", "in_progress")
