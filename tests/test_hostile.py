@@ -13,7 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from zonechief.settings import REPO_DATA
+from gis.shipped import DATA_DIR as REPO_DATA
 from tests.conftest import live_admin_app
 
 pytestmark = pytest.mark.hostile

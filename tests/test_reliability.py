@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from api.app import create_app
 from store.keys import create_key
-from zonechief.settings import REPO_DATA, Settings
+from gis.shipped import DATA_DIR as REPO_DATA
+from zonechief.settings import Settings
 from tests.conftest import LiveServer, PG_ADMIN_URL, inner, pg_database
 
 PROBLEM = "application/problem+json"

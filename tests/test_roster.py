@@ -5,7 +5,7 @@ import pytest
 
 from gis.lookup import ZoneIndex
 from gis.roster import Roster, RosterError
-from zonechief.settings import REPO_DATA
+from gis.shipped import DATA_DIR as REPO_DATA
 
 ROSTER = Roster.read_csv(REPO_DATA / "roster.csv")
 UTC8 = timezone(timedelta(hours=8))
