@@ -18,12 +18,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from gis.errors import ZonechiefError
 
 METRIC = "EPSG:4547"  # CGCS2000 3-degree GK CM 114E: metres over Dongguan
 ID_CANDIDATES = ("code", "village_code", "unit_id", "zone_id", "id")
 
 
-class BoundaryError(ValueError):
+class BoundaryError(ZonechiefError, ValueError):
     """The boundary layer cannot be used; the message says why and where."""
 
     def __init__(self, message: str, report: "ValidationReport | None" = None):

@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 import pyproj
 from pyproj.exceptions import CRSError
+from gis.errors import ZonechiefError
 
 __all__ = [
     "UnknownCRSError",
@@ -50,7 +51,7 @@ _ALIASES = {
 _OFFSET_CRS = ("wgs84", "gcj02", "bd09")
 
 
-class UnknownCRSError(ValueError):
+class UnknownCRSError(ZonechiefError, ValueError):
     """Raised when a CRS name is neither a known alias nor parseable by pyproj."""
 
     def __init__(self, name: object):

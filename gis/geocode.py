@@ -33,6 +33,7 @@ from rapidfuzz.distance import OSA
 from gis import crs as _crs
 from gis.points import check_coordinates
 from gis.shipped import DATA_DIR
+from gis.errors import ZonechiefError
 
 __all__ = [
     "Candidate",
@@ -524,7 +525,7 @@ def _with_provider(text: str, offline: GeocodeResult, gazetteer: Gazetteer, prov
 # ============================================================================ service codes
 
 
-class UnknownServiceCode(ValueError):
+class UnknownServiceCode(ZonechiefError, ValueError):
     """No facility has this service code."""
 
     def __init__(self, code, example: str):
@@ -610,7 +611,7 @@ def geocode_coordinates(x, y, crs: str = "wgs84", index=None) -> GeocodeResult:
 # ============================================================================ online providers
 
 
-class ProviderError(RuntimeError):
+class ProviderError(ZonechiefError, RuntimeError):
     """An online geocoder could not answer (network, timeout, HTTP or API error, bad JSON)."""
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from gis import crs as _crs
+from gis.errors import ZonechiefError
 
 LON_NAMES = ("lon", "lng", "longitude", "x", "经度")
 LAT_NAMES = ("lat", "latitude", "y", "纬度")
@@ -19,7 +20,7 @@ VECTOR_EXT = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
 PARQUET_EXT = (".parquet", ".geoparquet")
 
 
-class CoordinateError(ValueError):
+class CoordinateError(ZonechiefError, ValueError):
     """A coordinate cannot be used; the message says which and why."""
 
 

@@ -6,18 +6,21 @@ at a given time, so an old report keeps the chief it was assigned to.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
+from gis.errors import ZonechiefError
+from gis.localtime import local_day
+
 REQUIRED = ["person_id", "role", "name", "phone", "zone_id", "effective_from", "effective_to"]
 ROLES = {"chief", "inspector"}
 
 
-class RosterError(ValueError):
+class RosterError(ZonechiefError, ValueError):
     pass
 
 
@@ -27,25 +30,6 @@ class Person:
     name: str
     phone: str
     role: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-LOCAL = timezone(timedelta(hours=8))  # roster dates are Dongguan (UTC+8) calendar days
-
-
-def _as_date(at) -> date:
-    """The local calendar day of `at` (now if None); naive datetimes are taken as local time."""
-    if at is None:
-        return datetime.now(LOCAL).date()
-    if isinstance(at, str):
-        at = pd.Timestamp(at).to_pydatetime()
-    if isinstance(at, datetime):
-        return (at.astimezone(LOCAL) if at.tzinfo else at).date()
-    if isinstance(at, date):
-        return at
-    return pd.Timestamp(at).date()
 
 
 class Roster:
@@ -81,20 +65,20 @@ class Roster:
                     raise RosterError(f"zone {zone} has two chiefs at once ({pa} and {pb} from {b0})")
 
     def in_force(self, at=None) -> pd.DataFrame:
-        d = _as_date(at)
+        d = local_day(at)
         t = self.table
         mask = (t.effective_from <= d) & (t.effective_to.isna() | (t.effective_to > d))
         return t[mask]
 
     def chiefs_by_zone(self, at=None) -> dict[str, Person]:
-        return dict(self._by_zone(_as_date(at))[0])  # a copy: callers may change it, the cache must not
+        return dict(self._by_zone(local_day(at))[0])  # a copy: callers may change it, the cache must not
 
     def inspectors_by_zone(self, at=None) -> dict[str, list[Person]]:
-        return {z: list(ps) for z, ps in self._by_zone(_as_date(at))[1].items()}
+        return {z: list(ps) for z, ps in self._by_zone(local_day(at))[1].items()}
 
     def staff(self, zone_id: str, at=None) -> tuple[Person | None, list[Person]]:
         """The chief (or None) and the inspectors in force for one zone."""
-        chiefs, insp = self._by_zone(_as_date(at))
+        chiefs, insp = self._by_zone(local_day(at))
         return chiefs.get(zone_id), list(insp.get(zone_id, ()))
 
     def _by_zone_uncached(self, d: date) -> tuple[dict[str, Person], dict[str, tuple[Person, ...]]]:

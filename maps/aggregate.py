@@ -17,12 +17,11 @@ import numpy as np
 import shapely
 from sqlalchemy import Integer, LargeBinary, and_, cast, func, literal, select, type_coerce
 
+from gis.localtime import LOCAL, LOCAL_OFFSET_S
 from store.models import STATUSES, Report
 
 from maps.zones import MapInputError, select_zones
 
-LOCAL_OFFSET_S = 8 * 3600  # Asia/Shanghai, no DST since 1991
-LOCAL = timezone(timedelta(hours=8), "Asia/Shanghai")
 _MONDAY_S = 4 * 86400  # 1970-01-05 was the first Monday after the epoch
 PERIODS = ("week", "month")
 M_PER_DEG_LAT = 110_574.0

@@ -17,6 +17,7 @@ from pathlib import Path
 import folium
 import folium.plugins
 from branca.element import Element, Figure
+from gis.errors import ZonechiefError
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -51,7 +52,7 @@ _NEEDS_JQUERY = (folium.plugins.HeatMapWithTime, folium.Popup)
 OWN_CSS = ("zonechief_css", "zonechief/zonechief.css")
 
 
-class UnvendoredAsset(RuntimeError):
+class UnvendoredAsset(ZonechiefError, RuntimeError):
     """A folium element wants a script or stylesheet that is not vendored."""
 
 

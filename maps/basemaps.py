@@ -15,11 +15,12 @@ import numpy as np
 import shapely
 
 from gis.crs import wgs84_to_gcj02
+from gis.errors import ZonechiefError
 
 BASEMAPS = ("none", "osm", "tianditu", "amap")
 
 
-class BasemapError(ValueError):
+class BasemapError(ZonechiefError, ValueError):
     """An unknown base map, or one that is not configured (e.g. Tianditu without a key)."""
 
 

@@ -11,6 +11,7 @@ from maps.assets import use_assets
 from maps.basemaps import Projector
 from maps.colouring import zone_colours
 from maps.common import ILLUSTRATIVE, Labels, Legend, base_map, esc, feature, geojson_layer, popup_table, swatch
+from gis.errors import ZonechiefError
 
 FACILITY_KINDS = {  # kind -> (中文, English, colour)
     "public_toilet": ("公共厕所", "Public toilet", "#1f78b4"),
@@ -20,7 +21,7 @@ FACILITY_KINDS = {  # kind -> (中文, English, colour)
 OTHER_KIND = ("其他设施", "Other facility", "#6a3d9a")
 
 
-class MapInputError(ValueError):
+class MapInputError(ZonechiefError, ValueError):
     """A filter that selects nothing that exists (unknown town or zone)."""
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import select, text
 from zonechief.bulk_columns import TS, Plain, build_plain, locate_plain, plain_rows, text_column
 from gis.lookup import IN_ZONE
 from zonechief.reports import Location, ReportError, ReportIn, Reports
-from gis.roster import _as_date
+from gis.localtime import local_day
 from store import pg_bulk
 from store.models import TRANSITIONS, Report
 
@@ -214,7 +214,7 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
         except ReportError as exc:
             rejects.append((it.row, str(exc)))
             continue
-        ck = (zone, _as_date(created))  # the roster's day: Dongguan's calendar, whatever the input's offset
+        ck = (zone, local_day(created))  # the roster's day: Dongguan's calendar, whatever the input's offset
         if ck not in chief_cache:
             chief_cache[ck] = reports._chief(zone, created)
         chief = chief_cache[ck]

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from gis.crs import UnknownCRSError, normalize_crs
 from gis.lookup import IN_ZONE
 from zonechief.reports import Location, Reporter, ReportIn
-from gis.roster import LOCAL
+from gis.localtime import LOCAL
 from store.models import SOURCES
 
 # What str.strip() removes: every code point for which str.isspace() is true.

@@ -22,7 +22,7 @@ What is simulated:
 from __future__ import annotations
 
 import gc
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,12 +35,7 @@ from gis.categories import load_categories, normalize_categories as _normalize_c
 from gis.crs import wgs84_to_gcj02
 from store.models import SOURCES, STATUSES
 
-try:
-    from zoneinfo import ZoneInfo
-
-    TZ = ZoneInfo("Asia/Shanghai")
-except Exception:  # pragma: no cover - no tz database on this system
-    TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+from gis.localtime import LOCAL as TZ
 
 __all__ = ["generate_reports", "load_categories", "SOURCES", "STATUSES", "TRANSITIONS", "CATEGORIES_PATH"]
 

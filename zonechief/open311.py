@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta, timezone
 
+from gis.localtime import LOCAL as CST
 from store.models import OPEN_STATUSES, STATUSES, Report
+from gis.errors import ZonechiefError
 
-# Dongguan keeps China Standard Time all year (no DST), so a fixed offset is exact.
-CST = timezone(timedelta(hours=8), "CST")
 DEFAULT_WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000
 EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
@@ -21,7 +21,7 @@ GROUPS = {"open": OPEN_STATUSES, "closed": CLOSED_STATUSES}
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
-class Open311Error(ValueError):
+class Open311Error(ZonechiefError, ValueError):
     """A request the spec says to refuse; `code` is the HTTP status (400, 403, 404)."""
 
     def __init__(self, code: int, description: str, headers: dict | None = None):

@@ -28,6 +28,7 @@ from gis.roster import REQUIRED as ROSTER_COLUMNS, Roster, RosterError
 from gis.shipped import OVERLAP_TOLERANCE_M2
 from store.db import Database, _insert, facility_rows, roster_rows, village_rows, zone_rows
 from store.models import Facility, RosterEntry, Village, Zone
+from gis.errors import ZonechiefError
 
 KINDS = ("boundaries", "roster", "facilities")
 MAX_LISTED = 100  # ids listed per change kind in an audit summary; counts are always complete
@@ -35,7 +36,7 @@ MAX_LISTED = 100  # ids listed per change kind in an audit summary; counts are a
 ID_LEN, NAME_LEN, PHONE_LEN = 32, 100, 40
 
 
-class ImportRejected(ValueError):
+class ImportRejected(ZonechiefError, ValueError):
     """The import was refused and nothing changed; the message says why."""
 
 

@@ -23,17 +23,18 @@ from gis.crs import UnknownCRSError, normalize_crs
 from gis.points import CoordinateError, check_coordinates
 from store.db import Database
 from store.models import OPEN_STATUSES, SOURCES, STATUSES, TRANSITIONS, Report, ReportEvent
+from gis.errors import ZonechiefError
 
 
-class ReportError(ValueError):
+class ReportError(ZonechiefError, ValueError):
     """Input that cannot become a report; the message says why."""
 
 
-class NotFound(KeyError):
+class NotFound(ZonechiefError, KeyError):
     pass
 
 
-class TransitionError(ValueError):
+class TransitionError(ZonechiefError, ValueError):
     pass
 
 
