@@ -1,1 +1,1 @@
-"""zonechief HTTP API (FastAPI): a thin layer over gis."""
+"""zonechief HTTP API (FastAPI): a thin layer over zonechief, maps and gis."""

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import Caller
+from api.deps import ServicesDep, require
+from api.errors import Problem
 from store import audit
 from zonechief.reference import ImportRejected, import_reference
-
-from api.auth import Caller, require
-from api.problems import Problem
+from zonechief.services import Services
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Admin = Annotated[Caller, Depends(require("admin"))]
@@ -25,6 +26,7 @@ CSV_TYPES = {"text/csv": ".csv"}
 
 
 class ImportResult(BaseModel):
+    """What an import did (or, in a dry run, would do)."""
     dry_run: bool
     kinds: list[str]
     audit_ids: list[int]
@@ -32,6 +34,7 @@ class ImportResult(BaseModel):
 
 
 class AuditOut(BaseModel):
+    """One audit entry."""
     id: int
     at: str
     actor: str
@@ -40,6 +43,7 @@ class AuditOut(BaseModel):
 
 
 class AuditPage(BaseModel):
+    """A page of audit entries, newest first."""
     limit: int
     offset: int
     items: list[AuditOut]
@@ -51,14 +55,14 @@ def _body_spec(types: dict, description: str) -> dict:
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
-async def _run_import(request: Request, caller: Caller, kind: str, types: dict, dry_run: bool, **options) -> dict:
+async def _run_import(request: Request, services: Services, caller: Caller, kind: str, types: dict, dry_run: bool,
+                      **options) -> dict:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in types:
         raise Problem(415, f"send the {kind} file as {' or '.join(types)}, not {ctype or 'no Content-Type'}")
     raw = await request.body()
     if not raw.strip():
         raise Problem(422, f"the request body is empty; send the {kind} file")
-    services = request.app.state.services
     fd, path = tempfile.mkstemp(suffix=types[ctype], prefix="zonechief-upload-")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -92,14 +96,15 @@ async def _run_import(request: Request, caller: Caller, kind: str, types: dict, 
                         "gaps, zones the roster or facilities need); then replaced in one transaction with an "
                         "audit entry. A rejected import changes nothing.",
             openapi_extra=_body_spec(GEO_TYPES, "Boundary layer"))
-async def put_boundaries(request: Request, caller: Admin, dry_run: DryRun = False,
+async def put_boundaries(request: Request, services: ServicesDep, caller: Admin, dry_run: DryRun = False,
                          id_field: Annotated[str | None, Query(max_length=64)] = None,
                          zone_field: Annotated[str, Query(max_length=64)] = "zone_id",
                          allow_repairs: Annotated[bool, Query(description="Accept invalid polygons that can be repaired")] = False):
+    """Replace the boundaries."""
     opts = {"zone_field": zone_field, "allow_repairs": allow_repairs}
     if id_field:
         opts["id_field"] = id_field
-    return await _run_import(request, caller, "boundaries", GEO_TYPES, dry_run, **opts)
+    return await _run_import(request, services, caller, "boundaries", GEO_TYPES, dry_run, **opts)
 
 
 @router.put("/roster", response_model=ImportResult, summary="Replace the roster of chiefs and inspectors (admin)",
@@ -107,22 +112,25 @@ async def put_boundaries(request: Request, caller: Admin, dry_run: DryRun = Fals
                         "effective_to, like `zonechief roster import`. Every zone_id must exist; one chief per "
                         "zone at a time. A rejected import changes nothing.",
             openapi_extra=_body_spec(CSV_TYPES, "Roster CSV (UTF-8)"))
-async def put_roster(request: Request, caller: Admin, dry_run: DryRun = False):
-    return await _run_import(request, caller, "roster", CSV_TYPES, dry_run)
+async def put_roster(request: Request, services: ServicesDep, caller: Admin, dry_run: DryRun = False):
+    """Replace the roster."""
+    return await _run_import(request, services, caller, "roster", CSV_TYPES, dry_run)
 
 
 @router.put("/facilities", response_model=ImportResult, summary="Replace the facilities with service codes (admin)",
             description="GeoJSON Points with facility_id, kind, name, service_code, zone_id, like "
                         "`zonechief facilities import`. A rejected import changes nothing.",
             openapi_extra=_body_spec(GEO_TYPES, "Facilities layer"))
-async def put_facilities(request: Request, caller: Admin, dry_run: DryRun = False):
-    return await _run_import(request, caller, "facilities", GEO_TYPES, dry_run)
+async def put_facilities(request: Request, services: ServicesDep, caller: Admin, dry_run: DryRun = False):
+    """Replace the facilities."""
+    return await _run_import(request, services, caller, "facilities", GEO_TYPES, dry_run)
 
 
 @router.get("/audit", response_model=AuditPage, summary="Audit trail of reference-data changes (admin)")
-def audit_log(request: Request, caller: Admin,
+def audit_log(services: ServicesDep, caller: Admin,
               action: Annotated[str | None, Query(max_length=64, description="e.g. roster.import")] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0):
-    with request.app.state.services.db.sessions() as s:
+    """The audit trail of reference-data changes, newest first."""
+    with services.db.sessions() as s:
         items = [audit.to_dict(e) for e in audit.entries(s, action, limit, offset)]
     return {"limit": limit, "offset": offset, "items": items}

@@ -1,4 +1,4 @@
-"""API-key authentication: X-API-Key or Authorization: Bearer; roles public < staff < admin."""
+"""API keys: who is calling, with which role (public < staff < admin)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,27 +7,32 @@ from fastapi import Request
 
 from store.keys import verify_key
 
-from api.problems import Problem
-
 RANK = {"public": 0, "staff": 1, "admin": 2}
 
 
 @dataclass(frozen=True)
 class Caller:
+    """Who is calling: the role and name of their key (anonymous callers act as public)."""
     role: str
     name: str
     key_prefix: str | None = None
     chief_id: str | None = None
 
     def at_least(self, role: str) -> bool:
+        """Whether the caller's role is `role` or above."""
         return RANK[self.role] >= RANK[role]
 
     @property
     def actor(self) -> str:
+        """How the caller is named in report histories and the audit trail."""
         return f"key:{self.key_prefix}" if self.key_prefix else "anonymous"
 
 
-def _token(request: Request) -> str | None:
+ANONYMOUS = Caller("public", "anonymous")
+
+
+def request_key(request: Request) -> str | None:
+    """The key sent as X-API-Key or Authorization: Bearer."""
     key = request.headers.get("x-api-key")
     if key:
         return key.strip()
@@ -37,27 +42,8 @@ def _token(request: Request) -> str | None:
     return None
 
 
-def get_caller(request: Request) -> Caller:
-    token = _token(request)
-    services = request.app.state.services
-    if token is None:
-        if services.settings.require_public_key:
-            raise Problem(401, "an API key is required: send it in the X-API-Key header", title="Unauthorized")
-        return Caller("public", "anonymous")
+def caller_for_key(services, key: str) -> Caller | None:
+    """The caller a key stands for; None for an unknown or revoked key."""
     with services.db.sessions() as s:
-        row = verify_key(s, token)
-    if row is None:
-        raise Problem(401, "the API key is unknown or revoked", title="Unauthorized")
-    return Caller(row.role, row.name, row.prefix, row.chief_id)
-
-
-def require(role: str):
-    def dep(request: Request) -> Caller:
-        caller = get_caller(request)
-        if caller.key_prefix is None and not caller.at_least(role):  # no credentials at all: ask for them
-            raise Problem(401, f"this needs a {role} API key: send it in the X-API-Key header", title="Unauthorized")
-        if not caller.at_least(role):
-            raise Problem(403, f"this needs a {role} API key; yours has the {caller.role} role", title="Forbidden")
-        return caller
-
-    return dep
+        row = verify_key(s, key.strip())
+    return None if row is None else Caller(row.role, row.name, row.prefix, row.chief_id)

@@ -1,19 +1,19 @@
 """/maps/*: the planner maps as HTML pages, and /static with the vendored scripts they load."""
 from __future__ import annotations
 
-from datetime import date, datetime, time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from maps import BasemapError, MapInputError, ReportFilter, report_heatmap, report_hotspots, zones_map
-from maps.aggregate import LOCAL
+from api.deps import AtDep, ServicesDep, TimeRange, TimeRangeDep
+from api.errors import Problem
+from api.middleware import html_csp
+from maps import ReportFilter, report_heatmap, report_hotspots, zones_map
 from maps.assets import STATIC, inline_script_hashes
 from maps.basemaps import tile_origins
-
-from api.problems import Problem
+from zonechief.services import Services
 
 router = APIRouter(tags=["maps"])
 # No page loads a script or stylesheet from anywhere else (see maps/vendor.py).
@@ -26,28 +26,10 @@ Town = Annotated[str | None, Query(description="Town name or code, e.g. 企石�
 Zones = Annotated[list[str] | None, Query(alias="zone", description="Zone id(s), e.g. QS-15; repeat for several")]
 Categories = Annotated[list[str] | None, Query(alias="category", description="GB/T 47678.5 code(s), e.g. 06010")]
 Statuses = Annotated[list[str] | None, Query(alias="status", description="Status(es), e.g. new, assigned")]
-Since = Annotated[str | None, Query(description="From this date or time (ISO 8601; without a zone, Asia/Shanghai)")]
-Until = Annotated[str | None, Query(description="Before this date or time (a date means its start)")]
-
-
-def _services(request: Request):
-    return request.app.state.services
 
 
 def _static_url(request: Request) -> str:
     return request.scope.get("root_path", "").rstrip("/") + "/static"
-
-
-def _time(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(0), LOCAL)
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise Problem(400, f"{name}={value!r} is not an ISO 8601 date or time (e.g. 2025-07-01 or 2025-07-01T09:30:00+08:00)")
-    return t if t.tzinfo else t.replace(tzinfo=LOCAL)
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -55,14 +37,12 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(v.strip() for vs in (values or []) for v in vs.split(",") if v.strip())
 
 
-def _filter(request: Request, since, until, category, status, town, zone) -> ReportFilter:
-    try:
-        flt = ReportFilter(since=_time(since, "since"), until=_time(until, "until"), categories=_split(category),
-                           statuses=_split(status), town=town or None, zone_ids=_split(zone))
-        flt.zone_scope(_services(request).index)  # unknown town or zone → 422 now, not an empty map
-    except MapInputError as exc:
-        raise Problem(422, str(exc), title="Invalid map parameters")
-    known = set(_services(request).categories["code"])
+def _filter(services: Services, when: TimeRange, category, status, town, zone) -> ReportFilter:
+    """The report filter of a map; MapInputError (422) for one that selects nothing that exists."""
+    flt = ReportFilter(since=when.since, until=when.until, categories=_split(category),
+                       statuses=_split(status), town=town or None, zone_ids=_split(zone))
+    flt.zone_scope(services.index)  # unknown town or zone → 422 now, not an empty map
+    known = set(services.categories["code"])
     unknown = [c for c in flt.categories if c not in known]
     if unknown:
         raise Problem(422, f"unknown category {', '.join(unknown)}; GET /v1/categories lists the codes",
@@ -71,63 +51,51 @@ def _filter(request: Request, since, until, category, status, town, zone) -> Rep
 
 
 def _page(build, basemap: str, tianditu_key: str | None) -> HTMLResponse:
-    try:
-        m = build()
-    except (MapInputError, BasemapError) as exc:
-        raise Problem(422, str(exc), title="Invalid map parameters")
-    page = m.get_root().render()
-    return HTMLResponse(page, headers={"Content-Security-Policy": map_csp(page, tile_origins(basemap, tianditu_key))})
+    """The map as a page (MapInputError, BasemapError → 422), with its own policy: folium writes
+    the map as inline scripts, allowed by their hashes only."""
+    page = build().get_root().render()
+    csp = html_csp(tile_origins(basemap, tianditu_key), inline_script_hashes(page))
+    return HTMLResponse(page, headers={"Content-Security-Policy": csp})
 
 
-def map_csp(page: str, tiles: list[str]) -> str:
-    """The page's own policy: folium writes its map as inline scripts, allowed here by their hashes only."""
-    t = " ".join(tiles)
-    return (f"default-src 'self'; script-src 'self' {' '.join(inline_script_hashes(page))}; "
-            f"style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: {t}".rstrip() + "; "
-            "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-            "frame-ancestors 'none'")
-
-
-def _category_names(request: Request) -> dict:
-    c = _services(request).categories
+def _category_names(services: Services) -> dict:
+    c = services.categories
     return dict(zip(c["code"], c["name"]))
 
 
 @router.get("/maps/zones", response_class=HTMLResponse, summary="Zones coloured by chief, with facilities (HTML)")
-def zones_page(request: Request, basemap: Basemap = "none", town: Town = None,
-               at: Annotated[str | None, Query(description="Roster date (ISO 8601); default today")] = None):
-    s = _services(request)
-    when = _time(at, "at")
-    return _page(lambda: zones_map(s.index, s.facilities, basemap=basemap, town=town, at=when,
+def zones_page(request: Request, s: ServicesDep, *, basemap: Basemap = "none", town: Town = None, at: AtDep):
+    """The zones map page."""
+    return _page(lambda: zones_map(s.index, s.facilities, basemap=basemap, town=town, at=at,
                                    tianditu_key=s.settings.tianditu_key, static_url=_static_url(request)),
                  basemap, s.settings.tianditu_key)
 
 
 @router.get("/maps/heatmap", response_class=HTMLResponse,
             summary="Heat map of reports, aggregated on the server; animated by week or month with `by` (HTML)")
-def heatmap_page(request: Request, basemap: Basemap = "none", since: Since = None, until: Until = None,
+def heatmap_page(request: Request, s: ServicesDep, *, basemap: Basemap = "none", when: TimeRangeDep,
                  category: Categories = None, status: Statuses = None, town: Town = None, zone: Zones = None,
                  by: Annotated[Literal["week", "month"] | None, Query(description="Animate by week or month")] = None,
                  cell_m: Annotated[float, Query(ge=25, le=5000, description="Grid cell size in metres")] = 150,
                  recent: Annotated[int, Query(ge=0, le=1000, description="Latest reports shown as markers")] = 200):
-    s = _services(request)
-    flt = _filter(request, since, until, category, status, town, zone)
+    """The heat map page."""
+    flt = _filter(s, when, category, status, town, zone)
     return _page(lambda: report_heatmap(s.db, s.index, flt, by=by, cell_m=cell_m, basemap=basemap, recent=recent,
-                                        category_names=_category_names(request),
+                                        category_names=_category_names(s),
                                         tianditu_key=s.settings.tianditu_key, static_url=_static_url(request)),
                  basemap, s.settings.tianditu_key)
 
 
 @router.get("/maps/hotspots", response_class=HTMLResponse,
             summary="Statistically significant hot and cold spots of reports (Getis-Ord Gi*, FDR) (HTML)")
-def hotspots_page(request: Request, basemap: Basemap = "none", since: Since = None, until: Until = None,
+def hotspots_page(request: Request, s: ServicesDep, *, basemap: Basemap = "none", when: TimeRangeDep,
                   category: Categories = None, status: Statuses = None, town: Town = None, zone: Zones = None,
                   cell_m: Annotated[float, Query(ge=100, le=5000, description="Grid cell size in metres")] = 500,
                   permutations: Annotated[int, Query(ge=99, le=9999, description="Permutations for p-values; the FDR needs many")] = 9999):
-    s = _services(request)
-    flt = _filter(request, since, until, category, status, town, zone)
+    """The hot-spot map page."""
+    flt = _filter(s, when, category, status, town, zone)
     return _page(lambda: report_hotspots(s.db, s.index, flt, cell_m=cell_m, permutations=permutations,
-                                         basemap=basemap, category_names=_category_names(request),
+                                         basemap=basemap, category_names=_category_names(s),
                                          tianditu_key=s.settings.tianditu_key, static_url=_static_url(request)),
                  basemap, s.settings.tianditu_key)
 

@@ -7,16 +7,15 @@ import math
 import threading
 import time
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.auth import Caller
+from api.errors import SECURITY_HEADERS, Problem, problem_response
 from zonechief.settings import Settings
-
-from api.auth import Caller, get_caller
-from api.problems import SECURITY_HEADERS, Problem, problem_response
 
 
 # ------------------------------------------------------------------ body size
@@ -26,18 +25,19 @@ def batch_body_limit(settings: Settings) -> int:
 
 
 def body_limit(settings: Settings, method: str, path: str) -> int:
+    """The one body-size rule: admin uploads, batch lookups, everything else."""
     if path.startswith("/v1/admin/"):
         return settings.max_upload_bytes
     if method == "POST" and path == "/v1/lookup":
-        return max(settings.max_body_bytes, batch_body_limit(settings))
+        return batch_body_limit(settings)
     return settings.max_body_bytes
 
 
 class BodyTooLarge(StarletteHTTPException):
     """Raised from receive(): an HTTPException, so FastAPI's body parsing re-raises it as is (not as 400)."""
 
-    def __init__(self, limit: int):
-        super().__init__(413, f"the request body exceeds the limit of {limit} bytes")
+    def __init__(self, limit: int, hint: str = ""):
+        super().__init__(413, f"the request body exceeds the limit of {limit} bytes{hint}")
 
 
 class BodyLimitMiddleware:
@@ -47,6 +47,7 @@ class BodyLimitMiddleware:
         self.app, self.settings = app, settings
 
     async def __call__(self, scope, receive, send):
+        """Refuse or cut off a body over the limit of its path."""
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = body_limit(self.settings, scope["method"], scope["path"])
@@ -67,7 +68,7 @@ class BodyLimitMiddleware:
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:  # chunked bodies, or a Content-Length that lied
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLarge(limit, hint)
             return msg
 
         async def tracking_send(msg):
@@ -81,7 +82,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge as exc:
             if started:
                 raise
-            await self._reply(scope, receive, send, 413, exc.detail + hint)
+            await self._reply(scope, receive, send, 413, exc.detail)
 
     @staticmethod
     async def _reply(scope, receive, send, status, detail):
@@ -90,11 +91,13 @@ class BodyLimitMiddleware:
 
 
 # ------------------------------------------------------------------ security headers
-def html_csp(settings: Settings) -> str:
-    tiles = " ".join(settings.tile_hosts)
-    return ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-            f"img-src 'self' data: blob: {tiles}".rstrip() + "; "
-            f"connect-src 'self' {tiles}".rstrip() + "; "
+def html_csp(tiles=(), script_hashes=()) -> str:
+    """The policy of every HTML page: this origin, the tile hosts, and inline scripts only by hash."""
+    t = " ".join(tiles)
+    return (f"default-src 'self'; script-src 'self' {' '.join(script_hashes)}".rstrip() + "; "
+            "style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data: blob: {t}".rstrip() + "; "
+            f"connect-src 'self' {t}".rstrip() + "; "
             "font-src 'self' data:; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
             "form-action 'self'; frame-ancestors 'none'")
 
@@ -108,9 +111,10 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, app, settings: Settings):
         self.app = app
-        self.html_policy = html_csp(settings)
+        self.html_policy = html_csp(settings.tile_hosts)
 
     async def __call__(self, scope, receive, send):
+        """Add the headers to the response's start."""
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
@@ -162,12 +166,13 @@ class TokenBucket:
 
 
 def client_ip(request: Request) -> str:
+    """The client's address, as uvicorn sets it."""
     # uvicorn rewrites client from X-Forwarded-For only for trusted proxies (--forwarded-allow-ips).
     return request.client.host if request.client else "unknown"
 
 
-def limit_public_submissions(request: Request, caller: Caller = Depends(get_caller)) -> None:
-    """Dependency for submission endpoints: anonymous and public-role callers share a bucket per IP."""
+def check_submission_rate(request: Request, caller: Caller) -> None:
+    """Anonymous and public-role callers share one bucket per IP, whichever way they file (/v1 or Open311)."""
     bucket: TokenBucket | None = getattr(request.app.state, "submission_limit", None)
     if bucket is None or caller.at_least("staff"):
         return

@@ -7,7 +7,6 @@ the maximum is clamped, not rejected: clients such as GDAL ask for more.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -16,9 +15,11 @@ import shapely
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from api.deps import ServicesDep, parse_bbox
+from api.errors import Problem
+from gis.localtime import LOCAL_NAME, is_bare_date, parse_instant
+from gis.zone_staff import zones_with_staff
 from zonechief.reports import NotFound
-
-from api.problems import Problem
 
 PREFIX = "/ogc"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -41,6 +42,7 @@ router = APIRouter(prefix=PREFIX, tags=["ogc"])
 
 @dataclass(frozen=True)
 class Collection:
+    """A feature collection: an in-memory frame, or the reports in the store."""
     id: str
     title: str
     description: str
@@ -49,9 +51,7 @@ class Collection:
 
 
 def _zones(services):
-    from api.app import zones_frame  # app imports this module
-
-    return zones_frame(services.index, None)
+    return zones_with_staff(services.index.zones, services.index.roster)
 
 
 def _villages(services):
@@ -107,42 +107,18 @@ def _int(request: Request, name: str, default: int) -> int:
     try:
         return int(text)
     except ValueError:
-        raise Problem(400, f"{name}={text!r} must be an integer")
-
-
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    """bbox=minlon,minlat,maxlon,maxlat (or the 6-number form with heights), CRS84."""
-    try:
-        p = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise Problem(400, f"bbox={text!r} must be numbers: minlon,minlat,maxlon,maxlat")
-    if len(p) == 6:
-        p = [p[0], p[1], p[3], p[4]]
-    if len(p) != 4 or not all(math.isfinite(v) for v in p):
-        raise Problem(400, f"bbox={text!r} must be 4 (or 6) finite numbers: minlon,minlat,maxlon,maxlat")
-    if not (-90 <= p[1] <= p[3] <= 90) or abs(p[0]) > 180 or abs(p[2]) > 180:
-        raise Problem(400, f"bbox={text!r}: latitudes must be within ±90 with min ≤ max, longitudes within ±180")
-    if p[0] > p[2]:
-        raise Problem(400, f"bbox={text!r} crosses the antimeridian, which this service does not support")
-    return tuple(p)
+        raise Problem(400, f"{name}={text!r} must be an integer") from None
 
 
 def _instant(text: str, end: bool) -> datetime | None:
+    """One bound under the time rule (gis.localtime); RFC 3339 date-times need their offset."""
     if text in ("", ".."):
         return None
-    try:
-        if len(text) == 10:  # a date covers the whole day (UTC)
-            t = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-        else:
-            t = datetime.fromisoformat(text)
-    except ValueError:
-        raise Problem(400, f"datetime {text!r} is not RFC 3339, e.g. 2025-07-01T00:00:00Z")
-    if t.tzinfo is None:
-        raise Problem(400, f"datetime {text!r} needs a timezone (Z or an offset)")
+    t = parse_instant(text, end=end, name="datetime", require_offset=True)
     # No report predates 1900 or follows 3000: clamping changes no answer and keeps clear of datetime's limits.
     t = min(max(t, EARLIEST), LATEST)
-    if end:
-        return t + (timedelta(days=1) if len(text) == 10 else timedelta(microseconds=1))
+    if end and not is_bare_date(text.strip()):
+        t += timedelta(microseconds=1)  # an end date-time is inclusive: [start, end]
     return t
 
 
@@ -196,13 +172,13 @@ def _extent(services, c: Collection) -> list[float]:
     return [float(v) for v in gdf.total_bounds]
 
 
-def _collection_json(request: Request, c: Collection) -> dict:
+def _collection_json(request: Request, services, c: Collection) -> dict:
     base = f"{_base(request)}{PREFIX}/collections/{c.id}"
     return {
         "id": c.id, "title": c.title, "description": c.description, "itemType": "feature",
         "links": [_link(base, "self", JSON, "this collection"),
                   _link(f"{base}/items", "items", GEOJSON, "the features")],
-        "extent": {"spatial": {"bbox": [_extent(request.app.state.services, c)], "crs": CRS84}},
+        "extent": {"spatial": {"bbox": [_extent(services, c)], "crs": CRS84}},
         "crs": [CRS84], "storageCrs": CRS84,
     }
 
@@ -210,6 +186,7 @@ def _collection_json(request: Request, c: Collection) -> dict:
 # ------------------------------------------------------------------ routes
 @router.get("", summary="OGC API – Features landing page")
 def landing(request: Request):
+    """The landing page: links to the API definition, conformance and collections."""
     _check_f(request, ("json",))
     b = _base(request)
     return _json({
@@ -225,22 +202,25 @@ def landing(request: Request):
 
 @router.get("/conformance", summary="Conformance classes")
 def conformance(request: Request):
+    """The conformance classes this service implements."""
     _check_f(request, ("json",))
     return _json({"conformsTo": CONFORMANCE})
 
 
 @router.get("/collections", summary="Feature collections")
-def collections(request: Request):
+def collections(request: Request, services: ServicesDep):
+    """Every feature collection, with its extent."""
     _check_f(request, ("json",))
     b = f"{_base(request)}{PREFIX}/collections"
     return _json({"links": [_link(b, "self", JSON, "this document")],
-                  "collections": [_collection_json(request, c) for c in COLLECTIONS.values()]})
+                  "collections": [_collection_json(request, services, c) for c in COLLECTIONS.values()]})
 
 
 @router.get("/collections/{collection_id}", summary="One feature collection")
-def collection(collection_id: str, request: Request):
+def collection(collection_id: str, request: Request, services: ServicesDep):
+    """One feature collection, with its extent."""
     _check_f(request, ("json",))
-    return _json(_collection_json(request, _collection(collection_id)))
+    return _json(_collection_json(request, services, _collection(collection_id)))
 
 
 FEATURE_SCHEMA = {"type": "object", "required": ["type", "geometry", "properties"],
@@ -254,8 +234,9 @@ ITEMS_PARAMETERS = [  # parsed by hand (errors must be 400, limits clamped), so 
     {"name": "bbox", "in": "query", "required": False, "style": "form", "explode": False,
      "description": "minlon,minlat,maxlon,maxlat in CRS84 (or 6 numbers with heights)",
      "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
-    {"name": "datetime", "in": "query", "required": False, "description": "RFC 3339 instant or interval; reports only",
-     "schema": {"type": "string"}},
+    {"name": "datetime", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "reports only: an instant or interval (start/end, ../end, start/..) of RFC 3339 date-times with "
+                    f"an offset, or bare dates, each the calendar day in {LOCAL_NAME}; interval ends are inclusive"},
     {"name": "limit", "in": "query", "required": False, "style": "form", "explode": False,
      "description": f"page size; larger values are clamped to {MAX_LIMIT}",
      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
@@ -269,7 +250,8 @@ ITEMS_PARAMETERS = [  # parsed by hand (errors must be 400, limits clamped), so 
             openapi_extra={"parameters": ITEMS_PARAMETERS},
             responses={200: {"description": "A GeoJSON FeatureCollection with paging links",
                              "content": {GEOJSON: {"schema": FC_SCHEMA}}}})
-def items(collection_id: str, request: Request):
+def items(collection_id: str, request: Request, services: ServicesDep):
+    """A page of a collection's features, filtered by bbox and (reports) datetime."""
     c = _collection(collection_id)
     _check_f(request)
     q = request.query_params
@@ -283,9 +265,8 @@ def items(collection_id: str, request: Request):
     offset = _int(request, "offset", 0)
     if offset < 0:
         raise Problem(400, f"offset={offset} must not be negative")
-    bbox = parse_bbox(q["bbox"]) if q.get("bbox") else None
+    bbox = parse_bbox(q["bbox"], status=400) if q.get("bbox") else None
     since, until = parse_datetime(q["datetime"]) if q.get("datetime") else (None, None)
-    services = request.app.state.services
     if c.frame is None:
         rows, matched = services.reports.search(bbox=bbox, since=since, until=until, limit=limit, offset=offset)
         cats = _categories(services)
@@ -312,10 +293,10 @@ def items(collection_id: str, request: Request):
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature (GeoJSON)",
             responses={200: {"description": "A GeoJSON Feature", "content": {GEOJSON: {"schema": FEATURE_SCHEMA}}}})
-def item(collection_id: str, feature_id: str, request: Request):
+def item(collection_id: str, feature_id: str, request: Request, services: ServicesDep):
+    """One feature of a collection."""
     c = _collection(collection_id)
     _check_f(request)
-    services = request.app.state.services
     missing = Problem(404, f"no feature {feature_id!r} in collection {c.id!r}")
     if c.frame is None:
         if not feature_id.isdigit() or int(feature_id) >= 2**31:
@@ -323,7 +304,7 @@ def item(collection_id: str, feature_id: str, request: Request):
         try:
             feat = _report_feature(services.reports.get(int(feature_id)), _categories(services))
         except NotFound:
-            raise missing
+            raise missing from None
     else:
         gdf = c.frame(services)
         gdf = gdf[gdf[c.key].astype(str) == feature_id]

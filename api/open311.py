@@ -7,7 +7,6 @@ format ([{"code", "description"}] or <errors>), never problem+json.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -15,24 +14,20 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.auth import Caller, caller_for_key
+from api.deps import ServicesDep
+from api.errors import resolve
+from api.middleware import check_submission_rate
+from gis.localtime import LOCAL_NAME
 from zonechief import open311 as o3
-from store.keys import verify_key
-from zonechief.reports import NotFound, ReportError, ReportIn
+from zonechief.reports import NotFound, ReportIn
+from zonechief.services import Services
 
-from api.auth import Caller
-from api.middleware import client_ip
-from api.problems import Problem
-
-log = logging.getLogger(__name__)
 PREFIX = "/open311/v2"
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-01-01T00:00:00+08:00"  # bump when the endpoint's behaviour changes
@@ -70,6 +65,7 @@ def _fill(parent: ET.Element, d: dict) -> None:
 
 
 def xml_bytes(root: str, item: str | None, data) -> bytes:
+    """Data as the spec's XML: a root element holding one element per item, or the fields themselves."""
     top = ET.Element(root)
     if item is None:
         _fill(top, data)
@@ -80,6 +76,7 @@ def xml_bytes(root: str, item: str | None, data) -> bytes:
 
 
 def render(fmt: str, data, root: str, item: str | None, status: int = 200, headers: dict | None = None) -> Response:
+    """Data as JSON or XML, by the request's format."""
     if fmt == "xml":
         return Response(xml_bytes(root, item, data), status_code=status, media_type="text/xml; charset=utf-8",
                         headers=headers)
@@ -88,6 +85,7 @@ def render(fmt: str, data, root: str, item: str | None, status: int = 200, heade
 
 
 def error_response(fmt: str, code: int, description: str, headers: dict | None = None) -> Response:
+    """The spec's error list with one error."""
     return render(fmt, [{"code": code, "description": description}], "errors", "error", status=code, headers=headers)
 
 
@@ -114,32 +112,19 @@ def _validation_text(exc, names: dict | None = None) -> str:
 
 
 class Open311Route(APIRoute):
-    """Turns every error raised under /open311/v2 into the spec's error format."""
+    """Answers every error raised under /open311/v2 from the API's error table (api/errors.py),
+    in the spec's format. The spec knows no 422: invalid input is its 400."""
 
     def get_route_handler(self) -> Callable:
+        """The handler, wrapped to answer errors in the spec's format."""
         handler = super().get_route_handler()
 
         async def wrapped(request: Request) -> Response:
-            fmt = _fmt_of(request)
             try:
                 return await handler(request)
-            except o3.Open311Error as exc:
-                return error_response(fmt, exc.code, exc.description, exc.headers)
-            except (ValidationError, RequestValidationError) as exc:
-                return error_response(fmt, 400, _validation_text(exc))
-            except ReportError as exc:
-                return error_response(fmt, 400, str(exc))
-            except NotFound as exc:
-                return error_response(fmt, 404, f"service_request_id {exc.args[0]} was not found")
-            except Problem as exc:
-                return error_response(fmt, exc.status, exc.detail, getattr(exc, "headers", None))
-            except StarletteHTTPException as exc:
-                return error_response(fmt, exc.status_code, str(exc.detail))
-            except (OperationalError, PoolTimeout):
-                return error_response(fmt, 503, "the report database is unavailable; retry shortly", {"Retry-After": "5"})
-            except Exception:
-                log.exception("open311 %s %s", request.method, request.url.path)
-                return error_response(fmt, 500, "unexpected server error; it has been logged")
+            except Exception as exc:
+                a = resolve(request, exc)
+                return error_response(_fmt_of(request), 400 if a.status == 422 else a.status, a.detail, a.headers)
 
         return wrapped
 
@@ -165,16 +150,7 @@ def documented(ok: int, json_schema: dict, description: str) -> dict:
 router = APIRouter(prefix=PREFIX, tags=["open311"], route_class=Open311Route)
 
 
-def _services(request: Request):
-    return request.app.state.services
-
-
-def _categories(request: Request):
-    return _services(request).categories
-
-
-def _names(request: Request) -> tuple[dict, dict]:
-    s = _services(request)
+def _names(s: Services) -> tuple[dict, dict]:
     return dict(zip(s.categories.code, s.categories.name)), dict(zip(s.index.zones.zone_id, s.index.zones.name))
 
 
@@ -182,6 +158,7 @@ def _names(request: Request) -> tuple[dict, dict]:
 @router.get("/discovery.{fmt}", summary="Open311 service discovery",
             responses=documented(200, {"type": "object", "required": ["endpoints"]}, "Discovery document"))
 def discovery(fmt: str, request: Request):
+    """The discovery document: the endpoint, its formats and changeset."""
     _check_fmt(fmt)
     base = str(request.base_url).rstrip("/") + PREFIX
     data = {
@@ -203,17 +180,19 @@ def _service(row) -> dict:
 @router.get("/services.{fmt}", summary="Service list: the GB/T 47678.5 categories",
             responses=documented(200, {"type": "array", "items": {"type": "object", "required": ["service_code"]}},
                                  "Services"))
-def service_list(fmt: str, request: Request):
+def service_list(fmt: str, services: ServicesDep):
+    """The services: one per GB/T 47678.5 category."""
     _check_fmt(fmt)
-    return render(fmt, [_service(r) for r in _categories(request).itertuples()], "services", "service")
+    return render(fmt, [_service(r) for r in services.categories.itertuples()], "services", "service")
 
 
 @router.get("/services/{service_code}.{fmt}", summary="Service definition (no extra attributes)",
             responses=documented(200, {"type": "object", "required": ["service_code", "attributes"]},
                                  "Service definition"))
-def service_definition(service_code: str, fmt: str, request: Request):
+def service_definition(service_code: str, fmt: str, services: ServicesDep):
+    """A service's definition; no service has extra attributes."""
     _check_fmt(fmt)
-    if service_code not in set(_categories(request).code):
+    if service_code not in set(services.categories.code):
         raise o3.Open311Error(404, f"service_code {service_code} was not found; GET services.{fmt} lists them")
     # metadata is false for every service, so there are no attributes to define.
     return render(fmt, {"service_code": service_code, "attributes": []}, "service_definition", None)
@@ -226,33 +205,21 @@ FORM_SCHEMA = {"type": "object", "required": ["api_key", "service_code"],
                "properties": {k: {"type": "string"} for k in FORM_FIELDS}}
 
 
-def _caller(request: Request, token: str | None) -> Caller:
+def _caller(services: Services, token: str | None) -> Caller:
+    """Open311 needs a key of any role; the spec's answer to a missing or bad one is 403."""
     if not token:
         raise o3.Open311Error(403, "api_key was not provided")
-    with _services(request).db.sessions() as s:
-        row = verify_key(s, token.strip())
-    if row is None:
+    caller = caller_for_key(services, token)
+    if caller is None:
         raise o3.Open311Error(403, "api_key is invalid or revoked")
-    return Caller(row.role, row.name, row.prefix, row.chief_id)
-
-
-def _rate_limit(request: Request, caller: Caller) -> None:
-    """The same per-IP bucket as POST /v1/reports, so Open311 is no way around it."""
-    bucket = getattr(request.app.state, "submission_limit", None)
-    if bucket is None or caller.at_least("staff"):
-        return
-    wait = bucket.take(client_ip(request))
-    if wait:
-        secs = max(1, math.ceil(wait))
-        raise o3.Open311Error(429, f"too many requests from this address: at most {int(bucket.capacity)} per minute; "
-                                   f"retry in {secs} s", {"Retry-After": str(secs)})
+    return caller
 
 
 def _float(name: str, text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise o3.Open311Error(400, f"{name}={text!r} is not a number")
+        raise o3.Open311Error(400, f"{name}={text!r} is not a number") from None
     if not math.isfinite(v):
         raise o3.Open311Error(400, f"{name} must be a finite number")
     return v
@@ -287,7 +254,7 @@ def _report_in(f: dict, categories: set[str], idempotency_key: str | None) -> Re
                         reporter={"name": name, "phone": phone} if name or phone else None,
                         photo_url=f.get("media_url") or None, idempotency_key=idempotency_key or None)
     except ValidationError as exc:
-        raise o3.Open311Error(400, _validation_text(exc, SPEC_NAMES))
+        raise o3.Open311Error(400, _validation_text(exc, SPEC_NAMES)) from None
 
 
 # ReportIn field → the Open311 field the client sent, for error messages.
@@ -304,7 +271,8 @@ SPEC_NAMES = {"photo_url": "media_url", "reporter.phone": "phone", "reporter.nam
                  "multipart/form-data": {"schema": FORM_SCHEMA}}}},
              responses=documented(201, {"type": "array", "items": {"type": "object", "required": ["service_request_id"]}},
                                   "Filed"))
-async def create_request(fmt: str, request: Request):
+async def create_request(fmt: str, request: Request, svc: ServicesDep):
+    """File a service request: a report, located and assigned like POST /v1/reports."""
     _check_fmt(fmt)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -318,9 +286,8 @@ async def create_request(fmt: str, request: Request):
     form = await request.form()
     fields = {k: v.strip() for k, v in form.items() if isinstance(v, str)}  # uploaded files are not kept
     token = fields.get("api_key") or request.query_params.get("api_key") or request.headers.get("x-api-key")
-    svc = _services(request)
-    caller = await run_in_threadpool(_caller, request, token)
-    _rate_limit(request, caller)
+    caller = await run_in_threadpool(_caller, svc, token)
+    check_submission_rate(request, caller)  # the same per-IP bucket as POST /v1/reports
     data = _report_in(fields, set(svc.categories.code), request.headers.get("idempotency-key"))
     report, _ = await run_in_threadpool(svc.reports.create, data, caller.actor)
     body = [{"service_request_id": str(report.id), "service_notice": o3.notice(report), "account_id": None}]
@@ -341,22 +308,26 @@ LIST_PARAMETERS = [  # parsed by hand so that errors keep the spec's format; dec
     {"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}} for n, d in [
         ("service_request_id", "comma-separated ids; overrides every other filter"),
         ("service_code", "comma-separated 5-digit service codes"),
-        ("start_date", "W3C datetime, e.g. 2025-07-01T00:00:00+08:00 (default: end_date minus 90 days)"),
-        ("end_date", "W3C datetime (default: now, or start_date plus 90 days)"),
+        ("start_date", f"W3C datetime with an offset, e.g. 2025-07-01T00:00:00+08:00, or a date (that day in {LOCAL_NAME}); "
+                       "default: end_date minus 90 days"),
+        ("end_date", f"W3C datetime with an offset (inclusive), or a date (including that day in {LOCAL_NAME}); "
+                     "default: now, or start_date plus 90 days"),
         ("status", "open, closed, or both comma-separated"),
         ("jurisdiction_id", "ignored: this endpoint serves one jurisdiction")]]
 
 
 @router.get("/requests.{fmt}", summary="Service requests (default: the last 90 days, at most 1000)",
             description="Filters: service_request_id (comma list; overrides the others), service_code (comma list), "
-                        "start_date/end_date (W3C datetimes, at most 90 days apart), status (open, closed).",
+                        "start_date/end_date (W3C datetimes with an offset, or dates: days in Asia/Shanghai; at most "
+                        "90 days apart), status (open, closed).",
             openapi_extra={"parameters": LIST_PARAMETERS},
             responses=documented(200, {"type": "array", "items": REQUEST_SCHEMA}, "Service requests, newest first"))
-def request_list(fmt: str, request: Request):
+def request_list(fmt: str, request: Request, svc: ServicesDep):
+    """Service requests by id, or by service code, dates and status."""
     _check_fmt(fmt)
     q = request.query_params
-    reports = _services(request).reports
-    cats, zones = _names(request)
+    reports = svc.reports
+    cats, zones = _names(svc)
     ids = _split(q.get("service_request_id"))
     if ids:
         if len(ids) > MAX_IDS:
@@ -378,7 +349,7 @@ def request_list(fmt: str, request: Request):
         since, until = o3.window(q.get("start_date"), q.get("end_date"), datetime.now(timezone.utc))
         statuses = o3.statuses_for(q.get("status"))
         rows = []
-        known = set(_categories(request).code)
+        known = set(svc.categories.code)
         wanted = [c for c in dict.fromkeys(codes) if c in known]  # an unknown code matches nothing
         if codes and not wanted:
             return render(fmt, [], "service_requests", "request")
@@ -393,18 +364,24 @@ def request_list(fmt: str, request: Request):
 @router.get("/requests/{service_request_id}.{fmt}", summary="One service request",
             responses=documented(200, {"type": "array", "minItems": 1, "maxItems": 1, "items": REQUEST_SCHEMA},
                                  "The request, as a list of one"))
-def request_one(service_request_id: str, fmt: str, request: Request):
+def request_one(service_request_id: str, fmt: str, svc: ServicesDep):
+    """One service request."""
     _check_fmt(fmt)
     rid = _report_id(service_request_id)
+    missing = o3.Open311Error(404, f"service_request_id {service_request_id} was not found")
     if rid is None:
-        raise o3.Open311Error(404, f"service_request_id {service_request_id} was not found")
-    r = _services(request).reports.get(rid)
-    cats, zones = _names(request)
+        raise missing
+    try:
+        r = svc.reports.get(rid)
+    except NotFound:
+        raise missing from None
+    cats, zones = _names(svc)
     return render(fmt, [o3.request_view(r, cats, zones)], "service_requests", "request")
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 def not_found(rest: str, request: Request):
+    """The spec's 404 or 405 for anything else under /open311/v2."""
     allowed = sorted({m for r in router.routes
                       if isinstance(r, APIRoute) and r.endpoint is not not_found
                       and r.path_regex.match(request.url.path) for m in r.methods})

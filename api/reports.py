@@ -1,30 +1,26 @@
-"""/v1/reports and chief queues over gis.reports."""
+"""/v1/reports and chief queues over zonechief.reports."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from zonechief.reports import ReportIn, parse_bbox, report_to_dict
-from store.models import STATUSES
-
-from api.auth import Caller, get_caller, require
-from api.middleware import limit_public_submissions
-from api.problems import Problem
+from api.auth import Caller
+from api.deps import BboxDep, CallerDep, IndexDep, ServicesDep, TimeRangeDep, limit_public_submissions, require
+from api.errors import Problem
+from zonechief.reports import ReportIn, report_to_dict
+from zonechief.workflow import STATUSES
 
 router = APIRouter(prefix="/v1", tags=["reports"])
+Staff = Annotated[Caller, Depends(require("staff"))]
 
 
 class StatusChange(BaseModel):
+    """A status change, with an optional note for the history."""
     model_config = ConfigDict(extra="forbid")  # an unknown field is a mistake to report, not to ignore
     status: Literal["new", "assigned", "in_progress", "resolved", "closed", "rejected", "duplicate"]
     note: str | None = Field(None, max_length=2000)
-
-
-def _svc(request: Request):
-    return request.app.state.services.reports
 
 
 @router.post("/reports", status_code=201, summary="File a report",
@@ -32,14 +28,14 @@ def _svc(request: Request):
              description="Located by coordinates (with their CRS), a city service code, or an address; assigned to "
                          "the zone and chief in force. The same `idempotency_key` (or `Idempotency-Key` header) twice "
                          "creates one report: the repeat answers 200 with the first report.")
-def create_report(body: ReportIn, request: Request, response: Response,
-                  caller: Annotated[Caller, Depends(get_caller)],
+def create_report(body: ReportIn, services: ServicesDep, response: Response, caller: CallerDep,
                   idempotency_key: Annotated[str | None, Header(max_length=128)] = None):
+    """File a report."""
     if body.created_at is not None and not caller.at_least("staff"):
         raise Problem(403, "created_at may only be set with a staff key (for imports); leave it out", title="Forbidden")
     if idempotency_key and not body.idempotency_key:
         body = body.model_copy(update={"idempotency_key": idempotency_key})
-    report, created = _svc(request).create(body, actor=caller.actor)
+    report, created = services.reports.create(body, actor=caller.actor)
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
@@ -48,23 +44,20 @@ def create_report(body: ReportIn, request: Request, response: Response,
 
 
 @router.get("/reports", summary="Search reports (paginated)")
-def list_reports(request: Request, caller: Annotated[Caller, Depends(get_caller)],
+def list_reports(services: ServicesDep, caller: CallerDep, *,
                  zone_id: str | None = None, chief_id: str | None = None,
                  status: Annotated[list[str] | None, Query(description=f"one or more of {', '.join(STATUSES)}")] = None,
                  category: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
-                 since: datetime | None = None, until: datetime | None = None,
-                 bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS-84)")] = None,
+                 when: TimeRangeDep, bbox: BboxDep,
                  needs_review: bool | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0):
+    """Reports matching the filters, newest first."""
     for s in status or []:
         if s not in STATUSES:
             raise Problem(422, f"unknown status {s!r}; statuses are {', '.join(STATUSES)}")
-    for name, t in (("since", since), ("until", until)):
-        if t is not None and t.tzinfo is None:
-            raise Problem(422, f"{name} needs a timezone, e.g. 2025-07-01T00:00:00+08:00")
-    rows, total = _svc(request).search(zone_id=zone_id, chief_id=chief_id, status=status, category=category,
-                                       since=since, until=until, bbox=parse_bbox(bbox) if bbox else None,
-                                       needs_review=needs_review, limit=limit, offset=offset)
+    rows, total = services.reports.search(zone_id=zone_id, chief_id=chief_id, status=status, category=category,
+                                          since=when.since, until=when.until, bbox=bbox,
+                                          needs_review=needs_review, limit=limit, offset=offset)
     personal = caller.at_least("staff")
     nxt = offset + len(rows)
     return {"total": total, "limit": limit, "offset": offset, "next_offset": nxt if nxt < total else None,
@@ -72,16 +65,17 @@ def list_reports(request: Request, caller: Annotated[Caller, Depends(get_caller)
 
 
 @router.get("/reports/{report_id}", summary="One report")
-def get_report(report_id: int, request: Request, caller: Annotated[Caller, Depends(get_caller)]):
-    return report_to_dict(_svc(request).get(report_id), personal=caller.at_least("staff"))
+def get_report(report_id: int, services: ServicesDep, caller: CallerDep):
+    """One report; reporter contact only for staff and admin keys."""
+    return report_to_dict(services.reports.get(report_id), personal=caller.at_least("staff"))
 
 
 @router.patch("/reports/{report_id}", summary="Change a report's status (staff)",
               description="Only valid transitions: new→assigned→in_progress→resolved→closed; new/assigned→rejected "
                           "or duplicate; in_progress→assigned (hand back); resolved→in_progress (reopen).")
-def patch_report(report_id: int, change: StatusChange, request: Request,
-                 caller: Annotated[Caller, Depends(require("staff"))]):
-    svc = _svc(request)
+def patch_report(report_id: int, change: StatusChange, services: ServicesDep, caller: Staff):
+    """Change a report's status."""
+    svc = services.reports
     if caller.role == "staff" and caller.chief_id:
         r = svc.get(report_id)
         if r.chief_id != caller.chief_id:
@@ -91,11 +85,11 @@ def patch_report(report_id: int, change: StatusChange, request: Request,
 
 
 @router.get("/chiefs/{chief_id}/queue", summary="Open reports of a chief, oldest first (staff)")
-def chief_queue(chief_id: str, request: Request, caller: Annotated[Caller, Depends(require("staff"))]):
+def chief_queue(chief_id: str, services: ServicesDep, index: IndexDep, caller: Staff):
+    """A chief's open reports, oldest first."""
     if caller.role == "staff" and caller.chief_id and caller.chief_id != chief_id:
         raise Problem(403, f"your key acts for chief {caller.chief_id}, not {chief_id}", title="Forbidden")
-    index = request.app.state.services.index
     if index.roster is None or chief_id not in set(index.roster.table.person_id):
         raise Problem(404, f"no chief {chief_id!r}; GET /v1/chiefs lists them")
-    rows = _svc(request).queue(chief_id)
+    rows = services.reports.queue(chief_id)
     return {"chief_id": chief_id, "count": len(rows), "items": [report_to_dict(r, True) for r in rows]}

@@ -5,39 +5,46 @@ from pydantic import BaseModel
 
 
 class PersonOut(BaseModel):
+    """A chief or inspector."""
     id: str
     name: str
     phone: str
 
 
 class Ref(BaseModel):
+    """A zone: id and name."""
     id: str
     name: str
 
 
 class VillageOut(BaseModel):
+    """A village or community: NBS code and name."""
     code: str | None
     name: str | None
 
 
 class TownOut(BaseModel):
+    """A town or subdistrict: NBS code and name."""
     code: str | None
     name: str | None
 
 
 class PointOut(BaseModel):
+    """The point looked up, in the output CRS; null when unusable."""
     lon: float | None
     lat: float | None
     crs: str
 
 
 class Query_(BaseModel):
+    """The query as read: coordinates and their CRS."""
     lon: float
     lat: float
     crs: str
 
 
 class LookupResult(BaseModel):
+    """Who is responsible for a point."""
     query: Query_
     status: str  # inside | boundary | snapped | outside
     point: PointOut

@@ -1,4 +1,4 @@
-"""Bulk report import (gis.bulk.import_file): the column route against the per-row route, side by side.
+"""Bulk report import (zonechief.bulk.import_file): the column route against the per-row route, side by side.
 
     .venv/bin/python benchmarks/bench_import.py [--n 200000] [--rounds 5]
 
@@ -13,7 +13,7 @@ median time over rounds is reported, and ratios are medians of the per-round rat
               COPY, indexes rebuilt (the table is empty, so the load at least doubles it)
   columns-keep-indexes
               the same with rebuild_indexes=False: what a top-up into a large table costs per row
-  per-row     every row through pydantic and gis.bulk.prepare (the route doubtful rows take; before
+  per-row     every row through pydantic and zonechief.bulk.prepare (the route doubtful rows take; before
               the column route it was the only one), indexes kept
   sqlite-columns
               import_file into an SQLite file (the embedded default)
@@ -40,9 +40,9 @@ import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from zonechief.services import Services  # noqa: E402
-from zonechief import bulk  # noqa: E402
 from gis.crs import wgs84_to_gcj02  # noqa: E402
+from zonechief import bulk  # noqa: E402
+from zonechief.services import Services  # noqa: E402
 from zonechief.settings import Settings  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("ZONECHIEF_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -86,13 +86,9 @@ def clear(db) -> None:
 def run(reports, src: Path, method: str):
     _, columnar, rebuild = METHODS[method]
     clear(reports.db)
-    bulk.COLUMNAR = columnar
-    try:
-        t = time.perf_counter()
-        res = bulk.import_file(reports, src, src.with_suffix(".rejects.csv"), rebuild_indexes=rebuild)
-        return time.perf_counter() - t, res
-    finally:
-        bulk.COLUMNAR = True
+    t = time.perf_counter()
+    res = bulk.import_file(reports, src, src.with_suffix(".rejects.csv"), rebuild_indexes=rebuild, columnar=columnar)
+    return time.perf_counter() - t, res
 
 
 def _kb(field: str) -> int:

@@ -5,11 +5,11 @@
     .venv/bin/python benchmarks/bench_maps.py --skip-store
 
 1. Synthetic: 1e6 points drawn with numpy (clusters around town centres and
-   facilities plus a uniform spread, like gis.demo), counted on the server's
+   facilities plus a uniform spread, like zonechief.demo), counted on the server's
    grid (maps.aggregate_points), built into a page (maps.heatmap_map) and
    loaded in headless Chromium from a local HTTP server on 127.0.0.1: page
    bytes, and the time from navigation to the heat canvas being painted.
-2. Store: N demo reports (gis.bulk.seed_demo) in SQLite and/or PostGIS, the
+2. Store: N demo reports (zonechief.bulk.seed_demo) in SQLite and/or PostGIS, the
    /maps/heatmap page served by the real app (LiveServer): query+aggregation
    time, page bytes, first render.
 
@@ -162,9 +162,9 @@ def bench_synthetic(args, index, browser):
 
 def bench_store(args, index, browser, backend):
     from api.app import create_app
-    from zonechief.bulk import seed_demo
     from maps import ReportFilter, aggregate_store
     from tests.conftest import LiveServer, _pg_database
+    from zonechief.bulk import seed_demo
 
     cleanup = None
     if backend == "sqlite":

@@ -1,21 +1,20 @@
 """Planning analysis of reports: counts, backlog, response times and workload, per zone and per chief.
 
-Start from a report frame, one row per report (WGS-84 points):
+Start from a report frame, one row per report (WGS-84 points), built by
+zonechief.report_frames from the store or from demo data:
 
 >>> frame = reports_frame(db)                          # doctest: +SKIP  (the store)
 >>> frame = frame_from_demo(generate_reports(5000), index)  # doctest: +SKIP  (no database)
 >>> summarize(frame, "zone", index)                    # doctest: +SKIP  (GeoDataFrame, zones drawn)
 
-Columns: id, created_at, category, status, zone_id, chief_id, assigned_at,
+Columns: id, created_at, category, status, open, zone_id, chief_id, assigned_at,
 resolved_at, geometry. Times are Asia/Shanghai; periods (week ``"W"`` / month
-``"M"``) are local calendar weeks (Monday first) and months.
+``"M"``) are local calendar weeks (Monday first) and months. The frame builder
+applies the workflow's vocabulary, so nothing here knows the statuses:
 
-Definitions:
-
-- open backlog: reports whose current status is new, assigned or in_progress;
-- response time: hours from the first ``assigned`` event to the last
-  ``resolved`` event, for reports that are resolved or closed now (a reopened
-  report is not resolved until it is resolved again);
+- open backlog: reports whose ``open`` is true (current status is an open one);
+- response time: hours from ``assigned_at`` to ``resolved_at``, which the
+  builder fills only for reports resolved now;
 - per km²: zone areas in CGCS2000 Gauss-Krüger (EPSG:4547); a chief's area is
   the union of the zones in which that chief received reports;
 - trend: Theil–Sen slope of the per-period median response time (hours per
@@ -27,7 +26,6 @@ per-zone or per-chief tables, not counted under a guess.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import geopandas as gpd
 import numpy as np
@@ -36,16 +34,14 @@ import shapely
 from scipy import stats
 
 from gis.boundaries import METRIC
-from gis.lookup import IN_ZONE
-from store.models import OPEN_STATUSES
+from gis.localtime import LOCAL_NAME as TZ
 
-TZ = "Asia/Shanghai"
-COLUMNS = ["id", "created_at", "category", "status", "zone_id", "chief_id", "assigned_at", "resolved_at", "geometry"]
-RESOLVED_STATUSES = ("resolved", "closed")
+COLUMNS = ["id", "created_at", "category", "status", "open", "zone_id", "chief_id", "assigned_at", "resolved_at",
+           "geometry"]
 _KEYS = {"zone": "zone_id", "chief": "chief_id", "zone_id": "zone_id", "chief_id": "chief_id"}
 _FREQ = {"W": "W-SUN", "M": "M", "W-SUN": "W-SUN"}
 
-__all__ = ["reports_frame", "frame_from_demo", "zone_areas", "summarize", "counts_by_period", "counts_by_category",
+__all__ = ["build_frame", "empty_frame", "zone_areas", "summarize", "counts_by_period", "counts_by_category",
            "response_times", "response_trend", "workload", "workload_balance", "gini", "mann_kendall", "MannKendall",
            "period_start", "COLUMNS"]
 
@@ -56,106 +52,32 @@ def _local(values) -> pd.Series:
     return s.dt.tz_convert(TZ)
 
 
-def _empty_frame() -> gpd.GeoDataFrame:
+def empty_frame() -> gpd.GeoDataFrame:
+    """A report frame with no rows (the columns and dtypes of a full one)."""
     df = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS if c != "geometry"})
     df["id"] = df["id"].astype("int64")
+    df["open"] = df["open"].astype(bool)
     for c in ("created_at", "assigned_at", "resolved_at"):
         df[c] = pd.Series(dtype=f"datetime64[us, {TZ}]")
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
 
 
-def _build(ids, created, category, status, zone, chief, assigned, resolved, geoms) -> gpd.GeoDataFrame:
+def build_frame(ids, created, category, status, open_, zone, chief, assigned, resolved, geoms) -> gpd.GeoDataFrame:
+    """A report frame from its columns, in COLUMNS order; times become Asia/Shanghai."""
     if len(ids) == 0:
-        return _empty_frame()
+        return empty_frame()
     df = pd.DataFrame({
         "id": np.asarray(ids, dtype="int64"),
         "created_at": _local(created),
         "category": pd.Series(category, dtype=object),
         "status": pd.Series(status, dtype=object),
+        "open": np.asarray(open_, dtype=bool),
         "zone_id": pd.Series(zone, dtype=object),
         "chief_id": pd.Series(chief, dtype=object),
         "assigned_at": _local(assigned),
         "resolved_at": _local(resolved),
     })
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(list(geoms), crs=4326), crs=4326)
-
-
-def reports_frame(source, since: datetime | None = None, until: datetime | None = None) -> gpd.GeoDataFrame:
-    """Reports from the store (a ``Database`` or a ``Reports`` service) created in [since, until).
-
-    One row per report, ordered by id; see the module docstring for the columns.
-    """
-    from sqlalchemy import and_, func, select, true
-
-    from store.models import Report, ReportEvent
-
-    db = getattr(source, "db", source)
-    r, e = Report.__table__, ReportEvent.__table__
-    conds = []
-    if since is not None:
-        conds.append(r.c.created_at >= since)
-    if until is not None:
-        conds.append(r.c.created_at < until)
-    where = and_(*conds) if conds else true()
-    q = select(r.c.id, r.c.created_at, r.c.category, r.c.status, r.c.zone_id, r.c.chief_id, r.c.geom).where(where)
-    ev = (select(e.c.report_id, e.c.status, func.min(e.c.at).label("first"), func.max(e.c.at).label("last"))
-          .where(e.c.status.in_(("assigned", "resolved")), e.c.report_id.in_(select(r.c.id).where(where)))
-          .group_by(e.c.report_id, e.c.status))
-    with db.engine.connect() as conn:
-        rows = conn.execute(q.order_by(r.c.id)).all()
-        events = conn.execute(ev).all()
-    assigned = {rid: first for rid, st, first, _ in events if st == "assigned"}
-    resolved = {rid: last for rid, st, _, last in events if st == "resolved"}
-    ids = [row.id for row in rows]
-    return _build(ids, [row.created_at for row in rows], [row.category for row in rows],
-                  [row.status for row in rows], [row.zone_id for row in rows], [row.chief_id for row in rows],
-                  [assigned.get(i) for i in ids],
-                  [resolved.get(row.id) if row.status in RESOLVED_STATUSES else None for row in rows],
-                  [row.geom for row in rows])
-
-
-def _chiefs_at(roster, zone_ids: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """Chief in force per (zone, local date), by the same rule as Roster.in_force."""
-    out = np.full(len(zone_ids), None, dtype=object)
-    if roster is None:
-        return out
-    t = roster.table[roster.table.role == "chief"]
-    for row in t.itertuples():
-        hit = (zone_ids == row.zone_id) & (days >= row.effective_from)
-        if not pd.isna(row.effective_to):
-            hit &= days < row.effective_to
-        out[hit] = row.person_id
-    return out
-
-
-def frame_from_demo(reports: list[dict], index) -> gpd.GeoDataFrame:
-    """A report frame from ``gis.demo.generate_reports`` output, without a database.
-
-    Points are the generator's true positions (``true_lon``, ``true_lat``),
-    zones come from ``index`` and the chief is the one in force on the local
-    day of creation, as the store would assign; ids are 1..n in input order.
-    """
-    if not reports:
-        return _empty_frame()
-    lon = np.array([d["true_lon"] for d in reports], dtype="f8")
-    lat = np.array([d["true_lat"] for d in reports], dtype="f8")
-    a = index.assign(lon, lat)
-    zone = np.where(a["status"].isin(IN_ZONE), a["zone_id"], None).astype(object)
-    created = [d["created_at"] for d in reports]
-    days = np.array([pd.Timestamp(c).tz_convert(TZ).date() if pd.Timestamp(c).tzinfo else pd.Timestamp(c).date()
-                     for c in created], dtype=object)
-    chief = _chiefs_at(index.roster, zone, days)
-    status, assigned, resolved = [], [], []
-    for d in reports:
-        h = d["history"]
-        st = h[-1]["status"]
-        status.append(st)
-        assigned.append(next((x["at"] for x in h if x["status"] == "assigned"), None))
-        res = [x["at"] for x in h if x["status"] == "resolved"]
-        resolved.append(res[-1] if res and st in RESOLVED_STATUSES else None)
-    chief = np.where(pd.isna(zone), None, chief)
-    return _build(np.arange(1, len(reports) + 1), created, [d["category"] for d in reports], status, zone, chief,
-                  assigned, resolved, shapely.points(lon, lat))
 
 
 # ------------------------------------------------------------------ helpers
@@ -222,6 +144,8 @@ def gini(values) -> float:
 
 @dataclass(frozen=True)
 class MannKendall:
+    """A Mann–Kendall trend test's result: S, its variance, z, p, Kendall's tau and the trend read at alpha."""
+
     n: int
     s: float       # Mann-Kendall S: sum of sign(x_j - x_i), i < j
     var_s: float   # with the tie correction
@@ -285,10 +209,10 @@ def summarize(frame: gpd.GeoDataFrame, by: str = "zone", index=None) -> pd.DataF
     key = _key(by)
     f = frame[frame[key].notna()]
     h = _hours(f)
-    g = f.assign(_h=h, _open=f["status"].isin(OPEN_STATUSES)).groupby(key)
+    g = f.assign(_h=h).groupby(key)
     out = pd.DataFrame({
         "reports": g.size(),
-        "open": g["_open"].sum().astype("int64"),
+        "open": g["open"].sum().astype("int64"),
         "resolved": g["_h"].count().astype("int64"),
         "median_h": g["_h"].median(),
         "p90_h": g["_h"].agg(lambda s: _p90(s.dropna())),

@@ -18,6 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+
 from gis.errors import ZonechiefError
 
 METRIC = "EPSG:4547"  # CGCS2000 3-degree GK CM 114E: metres over Dongguan
@@ -34,6 +35,8 @@ class BoundaryError(ZonechiefError, ValueError):
 
 @dataclass
 class Issue:
+    """One validation finding: an error, a repair, an overlap or a gap, with the features involved and, where known, area and place."""
+
     kind: str  # "error", "repaired", "overlap", "gap"
     message: str
     features: list[str] = field(default_factory=list)
@@ -49,6 +52,8 @@ class Issue:
 
 @dataclass
 class ValidationReport:
+    """What validating a boundary layer found: its source, feature count, source CRS and every issue."""
+
     source: str
     n_features: int = 0
     crs: str | None = None
@@ -56,6 +61,7 @@ class ValidationReport:
 
     @property
     def errors(self) -> list[Issue]:
+        """Issues of kind error: features or ids that cannot be used (repairs, overlaps and gaps are not among them)."""
         return [i for i in self.issues if i.kind == "error"]
 
     @property
@@ -65,6 +71,7 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
+        """True when nothing blocks loading; repairs alone do not."""
         return not self.problems
 
     def __str__(self) -> str:
@@ -75,6 +82,7 @@ class ValidationReport:
 
 
 def id_column(gdf: pd.DataFrame, id_field: str | None = None) -> str:
+    """The column holding feature ids: `id_field` when given, else the first of ID_CANDIDATES the layer has."""
     if id_field:
         if id_field not in gdf.columns:
             raise BoundaryError(f"id field {id_field!r} not found; columns are {list(gdf.columns)}")
@@ -108,7 +116,7 @@ def read_boundaries(path: str | Path, layer: str | None = None, crs: str | None 
 def repair(gdf: gpd.GeoDataFrame, ids: pd.Series, report: ValidationReport) -> gpd.GeoDataFrame:
     """Make every geometry a valid (Multi)Polygon, or record an error."""
     geoms = gdf.geometry.values
-    out = []
+    out: list[shapely.Geometry | None] = []
     for fid, g in zip(ids, geoms):
         if g is None or g.is_empty:
             report.issues.append(Issue("error", f"feature {fid} has an empty geometry", [fid]))
@@ -181,9 +189,11 @@ def validate(gdf: gpd.GeoDataFrame, id_field: str | None = None, tolerance_m2: f
 
 def load_and_validate(path, id_field: str | None = None, tolerance_m2: float = 1.0, layer: str | None = None,
                       crs: str | None = None) -> tuple[gpd.GeoDataFrame, ValidationReport]:
+    """Read a boundary file (see read_boundaries) and validate it. Returns (clean layer, report)."""
     gdf = read_boundaries(path, layer=layer, crs=crs)
     return validate(gdf, id_field=id_field, tolerance_m2=tolerance_m2, source=str(path))
 
 
 def area_km2(gdf: gpd.GeoDataFrame) -> np.ndarray:
+    """Area of each feature in km², measured in METRIC (metres), not in degrees."""
     return gdf.to_crs(METRIC).area.to_numpy() / 1e6

@@ -15,6 +15,7 @@ def load_categories(path: str | Path | None = None) -> pd.DataFrame:
 
 
 def normalize_categories(df: pd.DataFrame) -> pd.DataFrame:
+    """Check a categories table and put it in canonical form: zero-padded codes, demo_weight ≥ 0 (1 where missing)."""
     if "code" not in df.columns or "name" not in df.columns:
         raise ValueError("categories need columns code and name")
     df = df.copy()

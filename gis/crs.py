@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 import pyproj
 from pyproj.exceptions import CRSError
+
 from gis.errors import ZonechiefError
 
 __all__ = [
@@ -115,7 +116,8 @@ def is_geographic(crs: str) -> bool:
 
 
 def _xy(lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    return tuple(np.broadcast_arrays(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)))
+    x, y = np.broadcast_arrays(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+    return x, y
 
 
 def _in_china(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:

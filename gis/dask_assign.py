@@ -29,6 +29,8 @@ __all__ = ["assign_parquet", "assign_frame", "AssignResult"]
 
 @dataclass
 class AssignResult:
+    """What assign_parquet wrote: rows, partitions, the output files and the number of rows per status."""
+
     rows: int
     partitions: int
     files: list[Path] = field(default_factory=list)

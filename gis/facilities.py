@@ -11,6 +11,7 @@ REQUIRED = ["facility_id", "kind", "service_code", "zone_id"]
 
 
 def load_facilities(path: str | Path | None = None) -> gpd.GeoDataFrame:
+    """The facilities layer (default: the shipped one) in WGS-84; missing columns or duplicate service codes are refused."""
     path = Path(path) if path else DATA_DIR / "facilities.geojson"
     gdf = gpd.read_file(path, engine="pyogrio")
     missing = [c for c in REQUIRED if c not in gdf.columns]

@@ -106,10 +106,10 @@ def grid_weights(cells: gpd.GeoDataFrame, band_m: float | None = None):
             if (dr or dc) and (dr * dr + dc * dc) * cs * cs <= band * band * (1 + 1e-12)]
     rows, cols = cells["row"].to_numpy(), cells["col"].to_numpy()
     lookup = pd.Series(np.arange(len(cells)), index=pd.MultiIndex.from_arrays([rows, cols]))
-    neighbors = {i: [] for i in range(len(cells))}
+    neighbors: dict[int, list[int]] = {i: [] for i in range(len(cells))}
     for dr, dc in offs:
         j = lookup.reindex(pd.MultiIndex.from_arrays([rows + dr, cols + dc])).to_numpy()
-        for i in np.flatnonzero(~np.isnan(j)):
+        for i in np.flatnonzero(~np.isnan(j)).tolist():
             neighbors[i].append(int(j[i]))
     for v in neighbors.values():
         v.sort()

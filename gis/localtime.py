@@ -30,6 +30,7 @@ class TimeInputError(ZonechiefError, ValueError):
 
 
 def is_bare_date(text: str) -> bool:
+    """True for text shaped like a bare date (YYYY-MM-DD), which the rule above reads as a whole day; parsing checks the date."""
     return len(text) == 10 and text[4] == "-" and text[7] == "-"
 
 
@@ -38,8 +39,10 @@ def parse_instant(text: str, *, end: bool = False, name: str = "time", require_o
     text = text.strip()
     try:
         if is_bare_date(text):
-            start = datetime.combine(date.fromisoformat(text), time(0), LOCAL)
-            return start + timedelta(days=1) if end else start
+            day = date.fromisoformat(text)
+            if end and day == date.max:  # the next day does not exist: the last instant will do
+                return datetime.max.replace(tzinfo=LOCAL)
+            return datetime.combine(day + timedelta(days=1) if end else day, time(0), LOCAL)
         t = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
         raise TimeInputError(f"{name}={text!r} is not an ISO 8601 date or time "

@@ -9,19 +9,21 @@ Rules (the same for one point and for a batch):
   distance in metres; within the snap tolerance it is attached to that zone
   and flagged snapped=True.
 Semantics are those of shapely's `covers`, computed exactly on the stored
-coordinates; no buffering. Batches go through precomputed grids (_CellGrid for
-the zone, _NearGrid for the nearest zone), walked by compiled loops
-(gis/lookup_kernels.py, numba) on all CPUs, that answer the same, point for
-point (tests/test_lookup_fast.py; speed in BENCHMARKS.md). Distances are in
-METRIC (EPSG:4547, CGCS2000 / 3-degree Gauss-Krüger CM 114E).
+coordinates; no buffering. Batches go through precomputed grids
+(gis/lookup_grids.py: CellGrid for the zone, NearGrid for the nearest zone),
+walked by compiled loops (gis/lookup_kernels.py, numba) on all CPUs
+(gis/parallel.py), that answer the same, point for point
+(tests/test_lookup_fast.py; speed in BENCHMARKS.md); their answers become a
+table in gis/lookup_frames.py. Distances are in METRIC (EPSG:4547, CGCS2000 /
+3-degree Gauss-Krüger CM 114E).
 """
 from __future__ import annotations
 
 import math
-import os
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -30,12 +32,18 @@ import shapely
 
 from gis import crs as _crs
 from gis.boundaries import METRIC, BoundaryError, id_column, load_and_validate
+from gis.lookup_frames import IN_ZONE, LOOKUP_STATUSES, CodeMaps, code_dtype, code_maps, result_frame
+from gis.lookup_grids import MIXED, NEAR_MARGIN_M, CellGrid, NearGrid, kernel_grids, mark_far_cells
+from gis.lookup_projection import LocalProjection, to_metric
+from gis.parallel import in_parts
 from gis.points import check_coordinates, coordinate_problem
 from gis.roster import Person, Roster
 from gis.shipped import DATA_DIR, OVERLAP_TOLERANCE_M2, SNAP_TOLERANCE_M
 
-STATUSES = ("inside", "boundary", "snapped", "outside", "invalid")
-IN_ZONE = ("inside", "boundary", "snapped")  # the statuses that put a point in a zone
+if TYPE_CHECKING:
+    from gis.lookup_kernels import Grids  # imports numba: for annotations only
+
+__all__ = ["IN_ZONE", "LOOKUP_STATUSES", "Assignment", "ZoneIndex", "normalize_units"]
 
 
 class _LazyKernels:
@@ -49,52 +57,6 @@ class _LazyKernels:
 
 
 kernels = _LazyKernels()
-_DEGREE = 4  # of the fitted projection, as kernels.DEGREE (checked when it is fitted)
-def _metric(x, y):
-    """WGS-84 -> METRIC through gis.crs's cached transformer (scalars or arrays)."""
-    return _crs._transformer("wgs84", _crs.normalize_crs(METRIC)).transform(x, y)
-
-
-def _from_metric(x, y):
-    return _crs._transformer(_crs.normalize_crs(METRIC), "wgs84").transform(x, y)
-
-
-# Bulk batches are split over threads (the compiled loops release the GIL).
-_MIN_PART = 1 << 16
-_POOL = None
-_POOL_LOCK = threading.Lock()
-
-
-def _threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
-def _pool():
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix="zonechief-assign")
-    return _POOL
-
-
-def _forget_pool():  # a forked child has none of its parent's threads
-    global _POOL, _POOL_LOCK
-    _POOL, _POOL_LOCK = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _in_parts(n: int, fn) -> list:
-    """[fn(a, b) for consecutive ranges covering 0..n], on the thread pool when n is large."""
-    parts = min(_threads(), max(1, n // _MIN_PART))
-    if parts == 1:
-        return [fn(0, n)]
-    bounds = np.linspace(0, n, parts + 1).astype(int)
-    return list(_pool().map(lambda k: fn(bounds[k], bounds[k + 1]), range(parts)))
 
 
 @dataclass
@@ -117,19 +79,6 @@ class Assignment:
     chief: Person | None = None
     inspectors: list[Person] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return d
-
-
-# The string dtype pandas infers for str (pandas 3 with pyarrow: "str"): the categories' dtype.
-_TEXT = pd.Series(np.array(["", None], dtype=object)).dtype
-_STATUS_DTYPE = pd.CategoricalDtype(pd.Index(STATUSES, dtype=_TEXT))
-
-
-def _code_dtype(categories: int):
-    return np.int8 if categories < 127 else np.int16 if categories < 32767 else np.int32
-
 
 def _col(gdf, name):
     """Column as an object array of str, with None (not "None" or NaN) where missing."""
@@ -137,356 +86,6 @@ def _col(gdf, name):
         return np.full(len(gdf), None, dtype=object)
     s = gdf[name]
     return np.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in s], dtype=object)
-
-
-# ---------------------------------------------------------------- fast paths
-# Bulk locate: a uniform grid over the units' bounds. A cell whose box, grown by
-# _GROW cells on every side, touches no ring of any unit is "pure": every point
-# in it has the answer of its centre (first unit whose interior holds it, or
-# none). Growing the box makes the cell test robust: computing a point's cell
-# is off by ~1e-10 cells at most, so a point always lies in the grown box of
-# the cell it is mapped to. The other ("mixed") cells are split into subcells
-# classified the same way; points in mixed subcells take the exact shapely pass.
-_GRID_CELLS = 1 << 20
-_GROW = 1.0 / 64
-_MIXED = -2  # kernels.MIXED
-_SUB = 8  # a mixed cell is split into 8 x 8 subcells: ~0.15 % of uniform points are left for shapely
-
-# Nearest unit for outside points: a metric grid whose cells list the only ring
-# segments that can be nearest to any point of the cell; distances are then
-# computed on those few segments (gis/lookup_kernels.py) instead of a GEOS nearest
-# search. The compiled loop projects to METRIC with a fitted polynomial
-# (_LocalProjection), and, where only snapping needs a distance, skips cells
-# too far from every unit to snap (_mark_far_cells).
-_NEAR_MARGIN_M = 5000.0  # beyond this from the units' bounds: STRtree search
-_NEAR_CELL_M = 80.0
-_NO_LOWER = np.empty(0)  # classify prunes with the near grid's lower bounds only when marking far cells
-_INLINE = 16  # int16 entries per cell row: a count and up to 15 candidates (99.9 % of the cells)
-
-
-def _ring_coords(geoms):
-    """(unit index, (n, 2) coordinates) of every ring of every polygon part."""
-    for k, g in enumerate(geoms):
-        for part in shapely.get_parts(g):
-            for ring in (part.exterior, *part.interiors):
-                yield k, shapely.get_coordinates(ring)
-
-
-def _expand(starts, counts):
-    """Concatenated ranges [s, s + c) for each (s, c), and which range each element came from."""
-    owner = np.repeat(np.arange(len(counts)), counts)
-    first = np.cumsum(counts) - counts
-    return np.repeat(starts - first, counts) + np.arange(counts.sum()), owner
-
-
-def _touched(u0, v0, u1, v1, grow, nu, nv):
-    """(u, v) cell indices whose box grown by `grow` meets a segment; segments have |du| >= |dv|.
-
-    Walks the cells along the major axis u; on each, the segment's v-range comes
-    from interpolating at the cell's (grown) u-edges, with a slope of at most 1
-    so rounding stays far below `grow`.
-    """
-    ua, ub = np.minimum(u0, u1), np.maximum(u0, u1)
-    c0 = np.clip(np.floor(ua - grow), 0, nu - 1).astype(np.int64)
-    c1 = np.clip(np.floor(ub + grow), 0, nu - 1).astype(np.int64)
-    c, s = _expand(c0, c1 - c0 + 1)
-    du, dv = (u1 - u0)[s], (v1 - v0)[s]
-    lo, hi = np.maximum(c - grow, ua[s]), np.minimum(c + 1 + grow, ub[s])
-    flat = du == 0  # then the segment is one point (|dv| <= |du|)
-    safe = np.where(flat, 1.0, du)
-    tl = np.where(flat, 0.0, np.clip((lo - u0[s]) / safe, 0, 1))
-    th = np.where(flat, 1.0, np.clip((hi - u0[s]) / safe, 0, 1))
-    va, vb = v0[s] + tl * dv, v0[s] + th * dv
-    r0 = np.clip(np.floor(np.minimum(va, vb) - grow), 0, nv - 1).astype(np.int64)
-    r1 = np.clip(np.floor(np.maximum(va, vb) + grow), 0, nv - 1).astype(np.int64)
-    r, t = _expand(r0, r1 - r0 + 1)
-    return c[t], r
-
-
-def _fill_runs(mixed, row_len, centre, first_containing, dtype):
-    """Class per cell of rows of `row_len` cells (flat, row-major): mixed cells -2, pure ones by runs.
-
-    A run of pure cells along a row is one boundary-free region (neighbours'
-    grown boxes overlap), so the centre of its first cell answers for all of it.
-    """
-    pure = ~mixed
-    start = pure & (np.r_[True, mixed[:-1]] | (np.arange(len(mixed)) % row_len == 0))
-    rep = np.flatnonzero(start)
-    cls = first_containing(*centre(rep))
-    table = np.full(len(mixed), _MIXED, dtype=dtype)
-    table[pure] = cls[(np.cumsum(start) - 1)[pure]]
-    return table
-
-
-class _CellGrid:
-    """Cell classes over the units' bounds plus a one-cell border: unit k (pure inside), -1 (outside all), -2 (mixed).
-
-    Each mixed cell is split again into _SUB x _SUB subcells, classified the same way.
-    """
-
-    def __init__(self, geoms, bounds, first_containing, cells: int = _GRID_CELLS):
-        minx, miny = float(bounds[:, 0].min()), float(bounds[:, 1].min())
-        w, h = float(bounds[:, 2].max()) - minx, float(bounds[:, 3].max()) - miny
-        nx = max(1, int(round(np.sqrt(cells * w / h))))
-        ny = max(1, int(round(cells / nx)))
-        self.dx, self.dy = w / nx, h / ny
-        self.W, self.H = W, H = nx + 2, ny + 2
-        self.x0, self.y0 = minx - self.dx, miny - self.dy  # origin of the border column/row
-        self.ix, self.iy = 1.0 / self.dx, 1.0 / self.dy
-        ring = [np.column_stack(self.to_grid(xy[:, 0], xy[:, 1])) for _, xy in _ring_coords(geoms)]
-        a, b = np.concatenate([r[:-1] for r in ring]), np.concatenate([r[1:] for r in ring])
-        dtype = np.int8 if len(geoms) < 127 else np.int16 if len(geoms) < 32767 else np.int32
-
-        c, r = self._touch(a, b, W, H)
-        mixed = np.zeros(W * H, dtype=bool)
-        mixed[r * W + c] = True
-        self.table = _fill_runs(mixed, W, lambda k: (self.x0 + (k % W + 0.5) * self.dx, self.y0 + (k // W + 0.5) * self.dy),
-                                first_containing, dtype)
-        self.mixed_fraction = float(mixed.mean())
-
-        # Subcells, in blocks of _SUB * _SUB per mixed cell (rows of _SUB). Scaling by a power of
-        # two is exact, so a subcell's parent is exactly the cell the first level computed.
-        self.mixed_cells = np.flatnonzero(mixed)
-        S = _SUB
-        c, r = self._touch(a * S, b * S, W * S, H * S)
-        block = np.searchsorted(self.mixed_cells, (r // S) * W + c // S)
-        assert (self.mixed_cells[block] == (r // S) * W + c // S).all()  # a touched subcell's cell is mixed
-        sub_mixed = np.zeros(len(self.mixed_cells) * S * S, dtype=bool)
-        sub_mixed[block * S * S + (r % S) * S + c % S] = True
-
-        def centre(k):
-            cell = self.mixed_cells[k // (S * S)]
-            return (self.x0 + ((cell % W) * S + k % S + 0.5) * (self.dx / S),
-                    self.y0 + ((cell // W) * S + (k // S) % S + 0.5) * (self.dy / S))
-
-        self.sub = _fill_runs(sub_mixed, S, centre, first_containing, dtype)
-        self.sub_mixed_fraction = float(sub_mixed.sum()) / (W * H * S * S)
-
-    @staticmethod
-    def _touch(a, b, W, H):
-        """(column, row) of the cells whose box grown by _GROW meets a segment a[i]-b[i] (grid coordinates)."""
-        steep = np.abs(b[:, 1] - a[:, 1]) > np.abs(b[:, 0] - a[:, 0])
-        flat = ~steep
-        c, r = _touched(a[flat, 0], a[flat, 1], b[flat, 0], b[flat, 1], _GROW, W, H)
-        r2, c2 = _touched(a[steep, 1], a[steep, 0], b[steep, 1], b[steep, 0], _GROW, H, W)
-        return np.concatenate([c, c2]), np.concatenate([r, r2])
-
-    def to_grid(self, x, y):
-        return (np.asarray(x) - self.x0) * self.ix, (np.asarray(y) - self.y0) * self.iy
-
-    def classify_one(self, x: float, y: float) -> int:
-        """Class of one finite point's cell, or of its subcell if the cell is mixed (kernels.classify in plain Python)."""
-        gx = min(max((x - self.x0) * self.ix, 0.0), self.W - 1)
-        gy = min(max((y - self.y0) * self.iy, 0.0), self.H - 1)
-        cell = int(gy) * self.W + int(gx)
-        cls = int(self.table[cell])
-        if cls != _MIXED:
-            return cls
-        S = _SUB
-        fx = int(min(max((x - self.x0) * (self.ix * S), 0.0), self.W * S - 1))
-        fy = int(min(max((y - self.y0) * (self.iy * S), 0.0), self.H * S - 1))
-        cell = (fy // S) * self.W + fx // S
-        block = int(np.searchsorted(self.mixed_cells, cell))
-        if block == len(self.mixed_cells) or self.mixed_cells[block] != cell:
-            return _MIXED
-        return int(self.sub[block * S * S + (fy % S) * S + fx % S])
-
-def _sq_dist(px, py, seg, s):
-    """Squared distance from points to segments seg[s]; an endpoint is used as stored, so ties are exact."""
-    ax, ay, sx, sy, inv, bx, by = (np.take(a, s) for a in seg)  # np.take: several times faster than a[s] here
-    ex, ey = px - ax, py - ay
-    r = (ex * sx + ey * sy) * inv
-    np.clip(r, 0.0, 1.0, out=r)
-    end = r == 1.0
-    qx = np.where(end, bx, ax + r * sx)
-    qy = np.where(end, by, ay + r * sy)
-    qx -= px
-    qy -= py
-    qx *= qx
-    qy *= qy
-    qx += qy
-    return qx
-
-
-class _NearGrid:
-    """Candidate segments per metric cell for the nearest-unit search (see _NEAR_CELL_M)."""
-
-    def __init__(self, metric_geoms, margin: float = _NEAR_MARGIN_M, cell: float = _NEAR_CELL_M):
-        a, b, u = [], [], []
-        for k, xy in _ring_coords(metric_geoms):
-            a.append(xy[:-1]), b.append(xy[1:]), u.append(np.full(len(xy) - 1, k))
-        a, b, u = np.concatenate(a), np.concatenate(b), np.concatenate(u)
-        # A shared edge is stored once per unit, maybe reversed: normalise so both give the same distance.
-        swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
-        a[swap], b[swap] = b[swap], a[swap].copy()
-        keep = (a != b).any(axis=1)
-        a, b, self.unit = a[keep], b[keep], u[keep]
-        d = b - a
-        self.seg = (a[:, 0].copy(), a[:, 1].copy(), d[:, 0].copy(), d[:, 1].copy(), 1.0 / (d * d).sum(axis=1),
-                    b[:, 0].copy(), b[:, 1].copy())
-        lo, hi = np.minimum(a, b).min(axis=0) - margin, np.maximum(a, b).max(axis=0) + margin
-        self.X0, self.Y0 = lo
-        # Coarse square cells, halved until about `cell` m; a child only tests its parent's candidates.
-        size = float((hi - lo).max()) / 8
-        levels = max(0, int(np.floor(np.log2(size / cell))))
-        nx0, ny0 = (int(v) for v in np.ceil((hi - lo) / size))
-        ci, cj = (v.ravel() for v in np.meshgrid(np.arange(nx0), np.arange(ny0)))
-        cnt = np.full(len(ci), len(self.unit))
-        cand = np.tile(np.arange(len(self.unit)), len(ci))
-        for level in range(levels + 1):
-            if level:
-                size /= 2
-                ci = np.stack([2 * ci, 2 * ci + 1, 2 * ci, 2 * ci + 1], axis=1).ravel()
-                cj = np.stack([2 * cj, 2 * cj, 2 * cj + 1, 2 * cj + 1], axis=1).ravel()
-                cnt = np.repeat(cnt, 4)
-                cand = cand[_expand(np.repeat(first, 4), cnt)[0]]
-            cnt, cand, lower = self._prune(ci, cj, cnt, cand, size)
-            first = np.cumsum(cnt) - cnt
-        self.size, self.nx, self.ny = size, nx0 << levels, ny0 << levels
-        # Store the lists in row-major cell order (CSR).
-        order = np.argsort(cj * self.nx + ci)
-        self.count = cnt[order].astype(np.int32)
-        self.lower = lower[order]  # no point of the cell is nearer than this to any unit
-        self.start = (np.cumsum(self.count, dtype=np.int64) - self.count)
-        self.cand = cand[_expand(first[order], cnt[order])[0]].astype(np.int32)
-        self.mean_candidates = float(cnt.mean())
-        self.seg_lists, self.unit_list = [a.tolist() for a in self.seg], self.unit.tolist()  # for query_one
-        self.seg_rows = np.ascontiguousarray(np.stack(self.seg))  # (7, segments), for the compiled loops
-        self.unit32 = self.unit.astype(np.int32)
-        self.params = np.array([self.X0, self.Y0, self.size, self.nx, self.ny], dtype="f8")
-        # The lists again, one row of _INLINE per cell ([count, candidates...]) where they fit, else count -1:
-        # a point's candidates then come in one cache line (half the time of the CSR lists).
-        small = np.int16 if len(self.unit) < 32767 else np.int32
-        self.inline = np.zeros((len(self.count), _INLINE), dtype=small)
-        fits = self.count <= _INLINE - 1
-        self.inline[:, 0] = np.where(fits, self.count, -1)
-        cells = np.flatnonzero(fits)
-        idx, owner = _expand(self.start[cells], self.count[cells].astype(np.int64))
-        col = np.arange(len(idx)) - np.repeat(np.cumsum(self.count[cells]) - self.count[cells], self.count[cells]) + 1
-        self.inline[cells[owner], col] = self.cand[idx]
-
-    def _prune(self, ci, cj, cnt, cand, size):
-        """Keep the segments that can be nearest to some point of the cell.
-
-        With c the cell centre and h its half diagonal, a segment s can be nearest
-        to a point p of the cell only if d(c, s) - h <= d(p, s) <= d(p, s_c) <= d(c, s_c) + h.
-        """
-        h = size * np.sqrt(0.5)
-        owner = np.repeat(np.arange(len(ci)), cnt)
-        cx, cy = self.X0 + (ci + 0.5) * size, self.Y0 + (cj + 0.5) * size
-        keep = np.empty(len(cand), dtype=bool)
-        lower = np.empty(len(ci))
-        first = np.cumsum(cnt) - cnt
-        step = 1 << 13  # cells at a time: temporaries stay in cache
-        for c0 in range(0, len(ci), step):
-            p0, p1 = first[c0], first[c0 + step] if c0 + step < len(ci) else len(cand)
-            o = owner[p0:p1]
-            dist = np.sqrt(_sq_dist(np.take(cx, o), np.take(cy, o), self.seg, cand[p0:p1]))
-            cell_min = np.minimum.reduceat(dist, first[c0:c0 + step] - p0)
-            lower[c0:c0 + step] = cell_min - h - 1e-6 * (1 + cell_min) - 1e-3
-            dmin = np.take(cell_min, o - c0)
-            keep[p0:p1] = dist <= dmin + 2 * h + 1e-6 * (1 + dmin)  # slack for rounding
-        return np.bincount(owner[keep], minlength=len(ci)), cand[keep], lower
-
-    def query_one(self, mx: float, my: float) -> tuple[int, float] | None:
-        """query() for one point in plain Python, with the same arithmetic in the same order: same answer, bit for bit."""
-        fi, fj = (mx - self.X0) / self.size, (my - self.Y0) / self.size
-        if not (0 <= fi < self.nx and 0 <= fj < self.ny):
-            return None
-        c = int(fj) * self.nx + int(fi)
-        s0 = int(self.start[c])
-        best, unit = math.inf, -1
-        ax, ay, sx, sy, inv, bx, by = self.seg_lists
-        for s in self.cand[s0:s0 + int(self.count[c])].tolist():
-            ex, ey = mx - ax[s], my - ay[s]
-            r = min(max((ex * sx[s] + ey * sy[s]) * inv[s], 0.0), 1.0)
-            qx, qy = (bx[s], by[s]) if r == 1.0 else (ax[s] + r * sx[s], ay[s] + r * sy[s])
-            qx -= mx
-            qy -= my
-            d2 = qx * qx + qy * qy
-            u = self.unit_list[s]
-            if d2 < best or (d2 == best and u < unit):
-                best, unit = d2, u
-        return unit, math.sqrt(best)
-
-    def query(self, mx, my):
-        """Nearest unit (smallest index on a tie) and distance, for metric points; -1 where off the grid."""
-        mx, my = np.ascontiguousarray(mx, dtype="f8"), np.ascontiguousarray(my, dtype="f8")
-        unit, dist = np.empty(len(mx), dtype=np.int32), np.empty(len(mx))
-        kernels.nearest_metric(mx, my, self.params, self.start, self.count, self.cand, self.inline, self.seg_rows, self.unit32,
-                               unit, dist)
-        return unit.astype(np.int64), dist
-
-
-class _LocalProjection:
-    """WGS-84 -> METRIC as a degree-4 polynomial fitted over a lon/lat box.
-
-    pyproj costs ~100 ns a point and cannot be called inside the compiled loop; the
-    fit is checked against pyproj when built and used only if it is within 1 mm
-    everywhere in the box (over the shipped towns plus 5 km: 1e-7 m). Outside the
-    box, or if the check fails (boundaries far from the METRIC CRS's meridian),
-    pyproj is used.
-    """
-
-    TOLERANCE_M = 1e-3
-
-    def __init__(self, box):
-        lon_min, lat_min, lon_max, lat_max = box
-        self.lon0, self.lat0 = (lon_min + lon_max) / 2, (lat_min + lat_max) / 2
-        d = _DEGREE
-        terms = [(i, j) for i in range(d + 1) for j in range(d + 1 - i)]
-
-        def design(lon, lat):
-            du, dv = lon - self.lon0, lat - self.lat0
-            return np.column_stack([du ** i * dv ** j for i, j in terms])
-
-        g = np.linspace(0.0, 1.0, 61)
-        u, v = (a.ravel() for a in np.meshgrid(g, g))
-        lon, lat = lon_min + u * (lon_max - lon_min), lat_min + v * (lat_max - lat_min)
-        X, Y = _metric(lon, lat)
-        A = design(lon, lat)
-        self.coef_x, self.coef_y = np.zeros((d + 1, d + 1)), np.zeros((d + 1, d + 1))
-        for coef, target in ((self.coef_x, X), (self.coef_y, Y)):
-            sol = np.linalg.lstsq(A, np.asarray(target), rcond=None)[0]
-            for (i, j), c in zip(terms, sol):
-                coef[i, j] = c
-        rng = np.random.default_rng(0)
-        lon = np.r_[rng.uniform(lon_min, lon_max, 20000), lon_min, lon_min, lon_max, lon_max]
-        lat = np.r_[rng.uniform(lat_min, lat_max, 20000), lat_min, lat_max, lat_min, lat_max]
-        X, Y = _metric(lon, lat)
-        mx, my = self._poly(self.coef_x, lon - self.lon0, lat - self.lat0), self._poly(self.coef_y, lon - self.lon0, lat - self.lat0)
-        self.max_error_m = float(max(np.abs(mx - X).max(), np.abs(my - Y).max()))
-        ok = np.isfinite(self.max_error_m) and self.max_error_m <= self.TOLERANCE_M
-        self.box = (lon_min, lat_min, lon_max, lat_max) if ok else (np.inf, np.inf, -np.inf, -np.inf)
-        self.params = np.array([self.lon0, self.lat0, *self.box], dtype="f8")
-        self._cx, self._cy = self.coef_x.tolist(), self.coef_y.tolist()
-
-    def covers(self, x: float, y: float) -> bool:
-        return self.box[0] <= x <= self.box[2] and self.box[1] <= y <= self.box[3]
-
-    @staticmethod
-    def _poly(c, du, dv):  # kernels._poly in plain Python (floats, or numpy arrays elementwise), same order
-        acc = 0.0
-        for i in range(_DEGREE, -1, -1):
-            inner = 0.0
-            for j in range(_DEGREE - i, -1, -1):
-                inner = inner * dv + c[i][j]
-            acc = acc * du + inner
-        return acc
-
-    def one(self, x: float, y: float) -> tuple[float, float]:
-        du, dv = x - self.lon0, y - self.lat0
-        return self._poly(self._cx, du, dv), self._poly(self._cy, du, dv)
-
-    def many(self, x, y):
-        """Metric coordinates: the polynomial inside the box (as in the compiled loop), pyproj elsewhere."""
-        x, y = np.ascontiguousarray(x, dtype="f8"), np.ascontiguousarray(y, dtype="f8")
-        mx, my = np.empty(len(x)), np.empty(len(x))
-        kernels.project(x, y, self.lon0, self.lat0, self.coef_x, self.coef_y, mx, my)
-        off = np.flatnonzero(~((x >= self.box[0]) & (x <= self.box[2]) & (y >= self.box[1]) & (y <= self.box[3])))
-        if len(off):
-            mx[off], my[off] = _metric(x[off], y[off])
-        return mx, my
 
 
 class ZoneIndex:
@@ -523,13 +122,18 @@ class ZoneIndex:
         shapely.prepare(self._zone_boundaries)
         self._unit_cols = {c: _col(self.units, c) for c in ("unit_id", "village_code", "village_name", "town", "town_code")}
         self._zone_names = self.zones["name"].to_numpy()
-        self._grid = self._near = self._proj = self._kargs = None  # built on first bulk use
+        # Built on first bulk use; False: this geometry has none.
+        self._grid: CellGrid | Literal[False] | None = None
+        self._near: NearGrid | Literal[False] | None = None
+        self._proj: LocalProjection | None = None
+        self._kargs: Grids | None = None
         # Per unit, as Python str: zone_id, zone_name, village_code, village_name, town, town_code.
         self._unit_text = [(str(self._zone_of_unit[k]), str(self._zone_names[self._zone_idx_of_unit[k]]),
                             *(self._unit_cols[c][k] for c in ("village_code", "village_name", "town", "town_code")))
                            for k in range(len(self.units))]
         self._build_lock = threading.Lock()
-        self._maps_cache, self._lut_cache = {}, {}
+        self._maps_cache: dict[tuple, CodeMaps] = {}
+        self._lut_cache: dict[int, np.ndarray] = {}
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -580,7 +184,7 @@ class ZoneIndex:
     def locate(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:
         """Unit index per WGS-84 point (-1: in no unit) and whether it is in that unit's interior.
 
-        Large batches go through the cell grid (see _CellGrid); the answer is the
+        Large batches go through the cell grid (see CellGrid); the answer is the
         same as _locate_exact's, point for point.
         """
         x = np.ascontiguousarray(lon, dtype="f8").ravel()
@@ -670,90 +274,40 @@ class ZoneIndex:
         self._pass(x, y, unit, np.arange(len(x)), shapely.contains_xy)
         return unit
 
-    def _cell_grid(self) -> _CellGrid | None:
+    def _cell_grid(self) -> CellGrid | None:
         # Built on first bulk use, not in __init__: single lookups never need it.
         if self._grid is None:
             with self._build_lock:
                 if self._grid is None:
                     b = self._bounds
                     flat = len(b) == 0 or b[:, 2].max() <= b[:, 0].min() or b[:, 3].max() <= b[:, 1].min()
-                    self._grid = False if flat else _CellGrid(self._geoms, b, self._first_containing)
+                    self._grid = False if flat else CellGrid(self._geoms, b, self._first_containing)
         return self._grid or None
 
-    def _near_grid(self) -> _NearGrid | None:
+    def _near_grid(self) -> NearGrid | None:
         if self._near is None:
             with self._build_lock:
                 if self._near is None:
                     ok = len(self._metric_geoms) and np.isfinite(shapely.bounds(self._metric_geoms)).all()
-                    self._near = _NearGrid(self._metric_geoms) if ok else False
+                    self._near = NearGrid(self._metric_geoms) if ok else False
         return self._near or None
 
-    def _projection(self) -> _LocalProjection | None:
+    def _projection(self) -> LocalProjection | None:
         near = self._near_grid()
         if near is not None and self._proj is None:
             with self._build_lock:
-                if self._proj is None:
-                    # the lon/lat box around the nearest-unit grid (its outline, back from METRIC)
-                    t = np.linspace(0.0, 1.0, 201)
-                    X1, Y1 = near.X0 + near.nx * near.size, near.Y0 + near.ny * near.size
-                    mx = np.r_[near.X0 + t * (X1 - near.X0), np.full_like(t, X1), X1 - t * (X1 - near.X0), np.full_like(t, near.X0)]
-                    my = np.r_[np.full_like(t, near.Y0), near.Y0 + t * (Y1 - near.Y0), np.full_like(t, Y1), Y1 - t * (Y1 - near.Y0)]
-                    lon, lat = _from_metric(mx, my)
-                    self._proj = _LocalProjection((float(np.min(lon)), float(np.min(lat)), float(np.max(lon)), float(np.max(lat))))
+                if self._proj is None:  # over the nearest-unit grid
+                    self._proj = LocalProjection.around(near.X0, near.Y0, near.X0 + near.nx * near.size, near.Y0 + near.ny * near.size)
         return self._proj if near is not None else None
 
-    def _kernel_args(self) -> tuple:
-        """The grids as the arrays kernels.classify takes; a missing grid becomes one that flags every point."""
+    def _kernel_args(self):
+        """The grids as the record kernels.classify walks (lookup_kernels.Grids), built on first bulk use."""
         if self._kargs is None:
             grid, near, proj = self._cell_grid(), self._near_grid(), self._projection()
-            if grid is not None:
-                table = np.append(grid.table, grid.table.dtype.type(kernels.INVALID_CLASS))  # where bad points go
-                table[table == kernels.OUT_FAR] = kernels.OUT_NEAR  # refined below, once the rest is ready
-                mixed = grid.mixed_cells.astype(np.int64)
-                g = (np.array([grid.x0, grid.y0, grid.ix, grid.iy, grid.W, grid.H, _SUB], dtype="f8"),
-                     table, mixed, np.searchsorted(mixed, np.arange(grid.H + 1) * grid.W), grid.sub)
-            else:  # one mixed cell and no subcells: everything goes to the exact pass
-                g = (np.array([0, 0, 0, 0, 1, 1, _SUB], dtype="f8"), np.array([_MIXED, kernels.INVALID_CLASS], dtype=np.int8),
-                     np.empty(0, dtype=np.int64), np.zeros(2, dtype=np.int64), np.empty(0, dtype=np.int8))
-            if near is not None:
-                n = (near.params, near.start, near.count, near.lower, near.cand, near.inline, near.seg_rows, near.unit32)
-            else:  # nx = 0: every point is off the grid
-                n = (np.array([0, 0, 1, 0, 0], dtype="f8"), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int32),
-                     np.zeros(1), np.empty(0, dtype=np.int32), np.zeros((1, _INLINE), dtype=np.int16), np.empty((7, 0)),
-                     np.empty(0, dtype=np.int32))
-            if proj is not None:
-                pr = (proj.params, proj.coef_x, proj.coef_y)
-            else:
-                pr = (np.array([0, 0, np.inf, np.inf, -np.inf, -np.inf]), np.zeros((5, 5)), np.zeros((5, 5)))
-            self._kargs = (*g, *pr, n[0], *n[1:])
-            if grid is not None and near is not None and proj is not None and self.snap_tolerance_m < _NEAR_MARGIN_M:
-                self._mark_far_cells(grid, proj)
+            self._kargs = kernel_grids(grid, near, proj)
+            if grid is not None and near is not None and proj is not None and self.snap_tolerance_m < NEAR_MARGIN_M:
+                mark_far_cells(self._kargs, grid, near, proj, self.snap_tolerance_m, self._luts(kernels.SNAP_ONLY))
         return self._kargs
-
-    def _mark_far_cells(self, grid, proj):
-        """OUT_FAR for pure outside cells whose every point is beyond the snap tolerance: their points skip the
-        distance search when only snapping needs it (assign(nearest=False)).
-
-        A cell is far if its centre is farther than tolerance + h from every unit, h being the largest
-        half-diagonal of a cell in metres; the centres are answered by the kernel itself.
-        """
-        table = self._kargs[1]
-        out = np.flatnonzero(table == kernels.OUT_NEAR)
-        W = grid.W
-        cx = grid.x0 + (out % W + 0.5) * grid.dx
-        cy = grid.y0 + (out // W + 0.5) * grid.dy
-        corner_x = np.array([grid.x0, grid.x0, grid.x0 + W * grid.dx, grid.x0 + W * grid.dx])
-        corner_y = np.array([grid.y0, grid.y0 + grid.H * grid.dy, grid.y0, grid.y0 + grid.H * grid.dy])
-        p00, p11 = proj.many(corner_x, corner_y), proj.many(corner_x + grid.dx, corner_y + grid.dy)
-        p10, p01 = proj.many(corner_x + grid.dx, corner_y), proj.many(corner_x, corner_y + grid.dy)
-        diag = max(np.hypot(p11[0] - p00[0], p11[1] - p00[1]).max(), np.hypot(p10[0] - p01[0], p10[1] - p01[1]).max())
-        reach = self.snap_tolerance_m + 0.5 * diag * 1.001 + 0.01
-        unit, status = np.empty(len(out), dtype=np.int32), np.empty(len(out), dtype=np.int8)
-        near_u, dist = np.empty(len(out), dtype=np.int32), np.empty(len(out))
-        a = self._kargs
-        kernels.classify(cx, cy, *a, reach, kernels.SNAP_ONLY, False, self._luts(kernels.SNAP_ONLY), unit, status,
-                         near_u, dist)
-        table[out[status == kernels.OUTSIDE]] = kernels.OUT_FAR
 
     def _luts(self, mode):
         if mode not in self._lut_cache:
@@ -766,7 +320,7 @@ class ZoneIndex:
         nearest/dist None: locate only (outside points get OUTSIDE, no nearest unit, no snapping);
         all_nearest False: nearest unit and distance only where they snap (see assign).
         """
-        (g, table, mixed, rows, sub, pp, cx, cy, npar, start, count, lower, cand, inline, seg, segu) = self._kernel_args()
+        grids = self._kernel_args()
         with_nearest = nearest is not None
         mode = kernels.ALL_NEAREST if with_nearest and all_nearest else kernels.SNAP_ONLY if with_nearest else kernels.LOCATE
         luts = self._luts(mode)
@@ -775,11 +329,10 @@ class ZoneIndex:
         snap = float(self.snap_tolerance_m)
 
         def run(a, b):
-            return kernels.classify(x[a:b], y[a:b], g, table, mixed, rows, sub, pp, cx, cy, npar, start, count, _NO_LOWER, cand,
-                                    inline, seg, segu, snap, mode, check_range, luts, unit[a:b], status[a:b],
+            return kernels.classify(x[a:b], y[a:b], grids, snap, mode, check_range, luts, unit[a:b], status[a:b],
                                     nearest[a:b], dist[a:b])  # empty arrays stay empty when sliced
 
-        return sum(_in_parts(len(x), run))
+        return sum(in_parts(len(x), run))
 
     def _nearest(self, mx, my) -> tuple[np.ndarray, np.ndarray]:
         """Nearest unit (smallest index on a tie) and distance in metres, for points in METRIC outside every unit."""
@@ -806,17 +359,17 @@ class ZoneIndex:
         return unit, dist
 
     def _classify(self, x, y, check_range=False, all_nearest=True, clean=True):
-        """Unit, nearest unit, distance (m), status code (STATUSES) per point.
+        """Unit, nearest unit, distance (m), status code (LOOKUP_STATUSES) per point.
 
         clean=False: nearest and dist hold garbage where not computed (kernels.clean_nearest, which
-        _frame runs, tidies them).
+        result_frame runs, tidies them).
 
         check_range: also treat |lon| > 180 or |lat| > 90 as invalid (input not checked before);
         all_nearest False: nearest unit and distance only for snapped points (-1 and NaN for other outside ones).
         """
-        all_nearest = all_nearest or self.snap_tolerance_m >= _NEAR_MARGIN_M  # the kernel's shortcut needs tol < margin
+        all_nearest = all_nearest or self.snap_tolerance_m >= NEAR_MARGIN_M  # the kernel's shortcut needs tol < margin
         n = len(x)
-        small = _code_dtype(len(self._geoms) + 1)  # unit indices: int8 up to 125 units, less to read and write
+        small = code_dtype(len(self._geoms) + 1)  # unit indices: int8 up to 125 units, less to read and write
         unit = np.empty(n, dtype=small)
         status = np.empty(n, dtype=np.int8)
         nearest = np.empty(n, dtype=small)
@@ -824,7 +377,7 @@ class ZoneIndex:
         if self._run_kernel(x, y, unit, status, nearest, dist, check_range, all_nearest):
             self._settle(x, y, np.flatnonzero(status >= kernels.NEED_EXACT), unit, status, nearest, dist, all_nearest)
         if clean:
-            _in_parts(n, lambda a, b: kernels.clean_nearest(status[a:b], nearest[a:b], dist[a:b], all_nearest, False))
+            in_parts(n, lambda a, b: kernels.clean_nearest(status[a:b], nearest[a:b], dist[a:b], all_nearest, False))
         return unit, nearest, dist, status, all_nearest
 
     def _settle(self, x, y, flagged, unit, status, nearest, dist, all_nearest=True):
@@ -844,7 +397,7 @@ class ZoneIndex:
         if not len(far):
             return
         proj = self._projection()
-        mx, my = proj.many(x[far], y[far]) if proj is not None else _metric(x[far], y[far])
+        mx, my = proj.many(x[far], y[far]) if proj is not None else to_metric(x[far], y[far])
         nu, d = self._nearest(np.asarray(mx, dtype="f8"), np.asarray(my, dtype="f8"))
         got = nu >= 0
         nearest[far] = np.where(got, nu, -1)
@@ -905,8 +458,8 @@ class ZoneIndex:
             lon = np.atleast_1d(np.asarray(lon, dtype="f8"))
             lat = np.atleast_1d(np.asarray(lat, dtype="f8"))
             unit, near, dist, status, all_near = self._classify(lon, lat, all_nearest=nearest, clean=False)
-        df = self._frame(unit, near, dist, status, all_near, lon, lat, at,
-                         lambda bad: [coordinate_problem(float(xs[i]), float(ys[i]), crs) for i in bad])
+        df = result_frame(self._code_maps(at), unit, near, dist, status, all_near, lon, lat,
+                          lambda bad: [coordinate_problem(float(xs[i]), float(ys[i]), crs) for i in bad])
         if geo is not None:
             base = geo if isinstance(geo, gpd.GeoDataFrame) else gpd.GeoDataFrame(geometry=geo)
             # Positional, not an index join: a duplicated index label must not multiply rows.
@@ -917,16 +470,11 @@ class ZoneIndex:
         return df
 
     def _code_maps(self, at):
-        """Unit -> category code per text column, for the roster on `at`'s day: (maps, {column: (map row, dtype)},
-        identity rows: the maps that give each unit its own category, in unit order).
-
-        Each column's value per unit is factorized once; columns with the same unit -> code
-        map share one row. maps[:, 0] is -1 (no unit). Cached per distinct set of values.
-        """
+        """The result's text columns per unit, with the roster on `at`'s day, as category codes (lookup_frames.CodeMaps)."""
         chiefs = self.roster.chiefs_by_zone(at) if self.roster else {}
         insp = self.roster.inspectors_by_zone(at) if self.roster else {}
         zu = self._zone_of_unit
-        per_unit = {
+        return code_maps({
             "zone_id": zu,
             "zone_name": self._zone_names[self._zone_idx_of_unit],
             "village_code": self._unit_cols["village_code"],
@@ -936,60 +484,7 @@ class ZoneIndex:
             "chief_name": [chiefs[z].name if z in chiefs else None for z in zu],
             "chief_phone": [chiefs[z].phone if z in chiefs else None for z in zu],
             "inspector_ids": [";".join(p.person_id for p in insp.get(z, [])) for z in zu],
-        }
-        key = tuple(tuple(v) for v in per_unit.values())
-        hit = self._maps_cache.get(key)
-        if hit is None:
-            maps, row_of, cols = [], {}, {}
-            for name, values in per_unit.items():
-                codes, uniques = pd.factorize(np.asarray(values, dtype=object).reshape(-1))  # first-seen order: shared maps
-                if codes.tobytes() not in row_of:
-                    row_of[codes.tobytes()] = len(maps)
-                    maps.append(codes)
-                cols[name] = (row_of[codes.tobytes()], pd.CategoricalDtype(pd.Index(uniques, dtype=_TEXT)))
-            dt = _code_dtype(max((len(d.categories) for _, d in cols.values()), default=0))
-            maps = np.column_stack([np.full(len(maps), -1), np.array(maps).reshape(len(maps), len(zu))]).astype(dt)
-            identity = {r for r, m in enumerate(maps) if len(m) > 1 and (m[1:] == np.arange(len(m) - 1)).all()}
-            hit = (maps, cols, identity)
-            if len(self._maps_cache) > 16:  # a roster change per day; keep it bounded
-                self._maps_cache.clear()
-            self._maps_cache[key] = hit
-        return hit
-
-    def _frame(self, unit, nearest, dist, status, all_nearest, lon, lat, at, problems_of) -> pd.DataFrame:
-        """The result table. Text columns are Categoricals: a code per point (int8 up to 126 values), no strings.
-
-        problems_of(indices of invalid points) gives their problem messages; those points get NaN lon/lat.
-        """
-        n = len(unit)
-        maps, cats, identity = self._code_maps(at)
-        zone_row, zone_dtype = cats["zone_id"]
-        # A map that is the identity (one category per unit, in unit order) needs no pass: the unit
-        # indices are its codes.
-        ident = identity if maps.dtype == unit.dtype else set()
-        rows = [r for r in range(len(maps)) if r not in ident]
-        codes = np.empty((len(rows) + 1, n), dtype=maps.dtype)
-        onb, snapped = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
-        invalid = _in_parts(n, lambda a, b: kernels.finish(unit[a:b], nearest[a:b], status[a:b], dist[a:b], all_nearest,
-                                                          maps[rows], maps[zone_row], codes[:, a:b], onb[a:b], snapped[a:b]))
-        code_of = {r: unit if r in ident else codes[rows.index(r)] for r in range(len(maps))}
-        cols = {name: pd.Categorical.from_codes(code_of[row], dtype=dtype, validate=False) for name, (row, dtype) in cats.items()}
-        cols["status"] = pd.Categorical.from_codes(status, dtype=_STATUS_DTYPE, validate=False)
-        cols["on_boundary"] = onb
-        cols["snapped"] = snapped
-        cols["distance_m"] = dist
-        cols["nearest_zone_id"] = pd.Categorical.from_codes(codes[-1], dtype=zone_dtype, validate=False)
-        cols["lon_wgs84"] = lon
-        cols["lat_wgs84"] = lat
-        bad = np.flatnonzero(status == kernels.INVALID) if sum(invalid) else np.empty(0, dtype=np.intp)
-        if len(bad):  # not the input's values (lon/lat may be the input arrays themselves)
-            cols["lon_wgs84"], cols["lat_wgs84"] = lon.copy(), lat.copy()
-            cols["lon_wgs84"][bad] = cols["lat_wgs84"][bad] = np.nan
-        pcodes, puniques = pd.factorize(np.asarray(problems_of(bad), dtype=object), sort=True)
-        p = np.full(n, -1, dtype=_code_dtype(len(puniques)))
-        p[np.asarray(bad, dtype=np.intp)] = pcodes
-        cols["problem"] = pd.Categorical.from_codes(p, categories=pd.Index(puniques, dtype=_TEXT), validate=False)
-        return pd.DataFrame(cols, copy=False)
+        }, self._maps_cache)
 
     def lookup(self, lon: float, lat: float, crs: str = "wgs84", at=None) -> Assignment:
         """Answer one point. Raises CoordinateError / UnknownCRSError on bad input."""
@@ -1003,14 +498,14 @@ class ZoneIndex:
     def _lookup_one(self, x: float, y: float, at) -> Assignment:
         """_classify for one valid WGS-84 point, in plain Python: per-call numpy overhead would dominate."""
         grid = self._cell_grid()
-        cls = grid.classify_one(x, y) if grid is not None else _MIXED
-        unit, interior = (cls, cls >= 0) if cls != _MIXED else self._locate_small(x, y)
+        cls = grid.classify_one(x, y) if grid is not None else MIXED
+        unit, interior = (cls, cls >= 0) if cls != MIXED else self._locate_small(x, y)
         onb = unit >= 0 and not interior and bool(
             shapely.intersects_xy(self._zone_boundaries[self._zone_idx_of_unit[unit]], x, y))
         nearest, dist, snapped = -1, 0.0, False
         if unit < 0:
             proj = self._projection()
-            mx, my = proj.one(x, y) if proj is not None and proj.covers(x, y) else _metric(x, y)
+            mx, my = proj.one(x, y) if proj is not None and proj.covers(x, y) else to_metric(x, y)
             near = self._near_grid()
             found = near.query_one(float(mx), float(my)) if near is not None else None
             if found is None:  # off the grid: the same GEOS search as in bulk
@@ -1047,11 +542,13 @@ class ZoneIndex:
         for i in range(len(x)):
             k = int(unit[i])
             z = self._zone_of_unit[k] if k >= 0 else None
-            out.append(self._assignment(x[i], y[i], k, STATUSES[status[i]], onb[i], snapped[i], int(nearest[i]), dist[i],
-                                        chiefs.get(z), insp.get(z, [])))
+            chief, inspectors = (chiefs.get(z), insp.get(z, [])) if z is not None else (None, [])
+            out.append(self._assignment(x[i], y[i], k, LOOKUP_STATUSES[status[i]], onb[i], snapped[i], int(nearest[i]), dist[i],
+                                        chief, inspectors))
         return out
 
     def zone(self, zone_id: str) -> gpd.GeoDataFrame:
+        """The zone's row of self.zones (KeyError if there is none)."""
         z = self.zones[self.zones.zone_id == zone_id]
         if z.empty:
             raise KeyError(zone_id)

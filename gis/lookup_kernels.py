@@ -1,33 +1,63 @@
 """Compiled per-point loops for bulk lookups (numba).
 
-One pass over the points does what gis.lookup's grids allow without shapely:
+One pass over the points does what the grids (gis.lookup_grids) allow without shapely:
 cell class (and subcell class near a boundary), and for points outside every
-unit the projection to the metric CRS (a fitted polynomial, see LocalProjection)
-and the nearest ring segment from the nearest-unit grid, then snapping. Points
-the grids cannot decide are flagged for the exact paths in gis.lookup.
+unit the projection to the metric CRS (a fitted polynomial, see
+gis.lookup_projection) and the nearest ring segment from the nearest-unit grid,
+then snapping. Points the grids cannot decide are flagged for the exact paths in
+gis.lookup.
 
 The arithmetic is written in the same order as the plain-Python single-point
-paths (_CellGrid.classify_one, _NearGrid.query_one, LocalProjection.one), so a
+paths (CellGrid.classify_one, NearGrid.query_one, LocalProjection.one), so a
 point gets the same answer, bit for bit, alone or in a batch; numba compiles
 without fastmath, so nothing is reassociated or fused.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
+# Cell classes besides unit indices (>= 0).
 MIXED = -2
 OUT_FAR = -1  # a pure outside cell; in the kernel's table only those beyond snapping reach (else OUT_NEAR)
 OUT_NEAR = -3
-# Status codes: 0..4 as gis.lookup.STATUSES; the two below are left for the exact paths.
+INVALID_CLASS = -4  # the class of the extra last table entry, where classify sends bad points
+LUT_SHIFT = 4
+# Status codes: 0..4 as gis.lookup.LOOKUP_STATUSES; the two below are left for the exact paths.
 INSIDE, BOUNDARY, SNAPPED, OUTSIDE, INVALID = 0, 1, 2, 3, 4
 NEED_EXACT = 5  # in a mixed subcell: shapely decides
 NEED_NEAREST = 6  # outside, but off the fitted projection or the nearest-unit grid: pyproj/GEOS decide
 PENDING = 7  # within classify only
-INVALID_CLASS = -4  # the class of the extra last table entry, where classify sends bad points
-LUT_SHIFT = 4
+# classify modes
+LOCATE, SNAP_ONLY, ALL_NEAREST = 0, 1, 2
+
+DEGREE = 4  # 15 terms: within 1e-7 m of EPSG:4547 over the towns plus 5 km (checked when fitted)
+_MAX = 1.7976931348623157e308
+
+
+class Grids(NamedTuple):
+    """What classify walks, built once per index (gis.lookup_grids.kernel_grids); numba takes it as one
+    argument with attribute access."""
+
+    grid: np.ndarray  # cell grid: (x0, y0, ix, iy, W, H, S)
+    table: np.ndarray  # class per cell, plus a last entry INVALID_CLASS
+    mixed_cells: np.ndarray  # the mixed cells, ascending
+    mixed_rows: np.ndarray  # where grid row r starts in mixed_cells
+    sub: np.ndarray  # class per subcell, S * S per mixed cell
+    proj: np.ndarray  # fitted projection: (lon0, lat0, lon_min, lat_min, lon_max, lat_max); an empty box: never used
+    coef_x: np.ndarray
+    coef_y: np.ndarray
+    near: np.ndarray  # nearest-unit grid: (X0, Y0, size, nx, ny); nx = 0: no grid
+    start: np.ndarray  # CSR candidate lists per cell
+    cand_count: np.ndarray  # candidates per cell; not `count`, which would hide tuple.count
+    lower: np.ndarray  # per cell, no point nearer than this to any unit; empty: no such pruning
+    cand: np.ndarray
+    inline: np.ndarray  # per cell [count, candidates...], count -1 where they do not fit
+    seg: np.ndarray  # (7, segments): ax, ay, dx, dy, 1 / length², bx, by
+    seg_unit: np.ndarray
 
 
 def lookup_tables(mode: int, units: int) -> np.ndarray:
@@ -40,12 +70,6 @@ def lookup_tables(mode: int, units: int) -> np.ndarray:
     elif mode == SNAP_ONLY:
         st[cls == OUT_FAR] = OUTSIDE
     return np.stack([st, np.where(cls >= 0, cls, -1)])
-_MAX = 1.7976931348623157e308
-
-# classify modes
-LOCATE, SNAP_ONLY, ALL_NEAREST = 0, 1, 2
-
-DEGREE = 4  # 15 terms: within 1e-7 m of EPSG:4547 over the towns plus 5 km (checked when fitted)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -130,17 +154,17 @@ def _cells(x, y, grid, table, st_lut, unit_lut, check_range, unit, status):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def classify(x, y, grid, table, mixed_cells, mixed_rows, sub, proj, coef_x, coef_y, near, start, count, lower, cand, inline, seg, seg_unit,
-             snap_m, mode, check_range, luts, unit, status, nearest, dist):
+def classify(x, y, g, snap_m, mode, check_range, luts, unit, status, nearest, dist):
     """Fill unit, status, nearest, dist for every point (see the module doc); returns how many are flagged.
 
-    mode LOCATE: outside points get OUTSIDE only (nearest, dist unused); SNAP_ONLY: nearest and dist
-    only for snapped points (-1, NaN for other outside points; cells whose `lower` bound exceeds
-    snap_m (lower empty: no such test), or whose table class is OUT_FAR, are not searched); ALL_NEAREST: for every outside point; check_range: a point
-    beyond [-180, 180] x [-90, 90] is INVALID too. grid = (x0, y0, ix, iy, W, H, S); proj = (lon0, lat0, lon_min, lat_min, lon_max, lat_max) of the
-    fitted projection (an empty box: never used); near = (X0, Y0, size, nx, ny) (nx = 0: no grid);
-    luts = lookup_tables(mode, units).
+    g: the Grids. mode LOCATE: outside points get OUTSIDE only (nearest, dist unused); SNAP_ONLY: nearest
+    and dist only for snapped points (-1, NaN for other outside points; cells whose `lower` bound exceeds
+    snap_m, or whose table class is OUT_FAR, are not searched); ALL_NEAREST: for every outside point.
+    check_range: a point beyond [-180, 180] x [-90, 90] is INVALID too. luts = lookup_tables(mode, units).
     """
+    grid, table, mixed_cells, mixed_rows, sub = g.grid, g.table, g.mixed_cells, g.mixed_rows, g.sub
+    proj, coef_x, coef_y, near = g.proj, g.coef_x, g.coef_y, g.near
+    start, count, lower, cand, inline, seg, seg_unit = g.start, g.cand_count, g.lower, g.cand, g.inline, g.seg, g.seg_unit
     x0, y0, ix, iy, W, H, S = grid[0], grid[1], grid[2], grid[3], int(grid[4]), int(grid[5]), int(grid[6])
     X0, Y0, size, nx, ny = near[0], near[1], near[2], int(near[3]), int(near[4])
     wm, hm = W - 1.0, H - 1.0
@@ -201,6 +225,7 @@ def classify(x, y, grid, table, mixed_cells, mixed_rows, sub, proj, coef_x, coef
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def project(x, y, lon0, lat0, coef_x, coef_y, mx, my):
+    """The fitted polynomial (LocalProjection) for every point, into mx, my."""
     for i in range(len(x)):
         du, dv = x[i] - lon0, y[i] - lat0
         mx[i] = _poly(coef_x, du, dv)

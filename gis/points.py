@@ -1,4 +1,5 @@
-"""Point input: coordinate checks with messages a person can act on, and point files in and out.
+"""Point input: coordinate checks with messages a person can act on, one point as a
+GeocodeResult (``geocode_coordinates``), and point files in and out.
 
 Files: CSV (lon/lat columns), GeoJSON, GeoPackage, GeoParquet; the output
 format follows the output file's extension.
@@ -13,6 +14,7 @@ import pandas as pd
 
 from gis import crs as _crs
 from gis.errors import ZonechiefError
+from gis.geocode_result import GeocodeResult
 
 LON_NAMES = ("lon", "lng", "longitude", "x", "经度")
 LAT_NAMES = ("lat", "latitude", "y", "纬度")
@@ -22,10 +24,6 @@ PARQUET_EXT = (".parquet", ".geoparquet")
 
 class CoordinateError(ZonechiefError, ValueError):
     """A coordinate cannot be used; the message says which and why."""
-
-
-def _describe(name: str, v: float) -> str:
-    return f"{name} {v!r}" if not np.isfinite(v) else f"{name} {v:g}"
 
 
 def coordinate_problem(x: float, y: float, crs: str = "wgs84") -> str | None:
@@ -63,6 +61,22 @@ def check_coordinates(x, y, crs: str = "wgs84", raise_error: bool = True) -> np.
         i = int(np.flatnonzero(~ok)[0])
         raise CoordinateError(coordinate_problem(float(x[i]), float(y[i]), crs) or "invalid coordinate")
     return ok
+
+
+def geocode_coordinates(x, y, crs: str = "wgs84", index=None) -> GeocodeResult:
+    """Coordinates in `crs` (any name gis.crs accepts) → WGS-84.
+
+    Raises CoordinateError (a ValueError) for unusable coordinates and
+    UnknownCRSError for an unknown CRS. With a ZoneIndex, zone_id is filled in.
+    """
+    check_coordinates(x, y, crs, raise_error=True)
+    lon, lat = _crs.to_wgs84(float(x), float(y), crs)
+    lon, lat = float(lon), float(lat)
+    zone = None
+    if index is not None:
+        zone = index.lookup(lon, lat).zone_id
+    return GeocodeResult("coordinates", lon, lat, 1.0, False, [], zone, None,
+                         note=f"coordinates given in {_crs.normalize_crs(crs)}")
 
 
 def _find(columns, names, given):

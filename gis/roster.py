@@ -11,6 +11,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from gis.errors import ZonechiefError
@@ -21,11 +22,13 @@ ROLES = {"chief", "inspector"}
 
 
 class RosterError(ZonechiefError, ValueError):
-    pass
+    """The roster cannot be used: missing columns, unknown roles, unreadable dates or two chiefs at once."""
 
 
 @dataclass(frozen=True)
 class Person:
+    """One person on the roster, as lookups answer with them."""
+
     person_id: str
     name: str
     phone: str
@@ -33,6 +36,8 @@ class Person:
 
 
 class Roster:
+    """The roster table, checked on load; answers who is in force per zone on a given day (cached per day)."""
+
     def __init__(self, table: pd.DataFrame):
         missing = [c for c in REQUIRED if c not in table.columns]
         if missing:
@@ -51,6 +56,7 @@ class Roster:
 
     @classmethod
     def read_csv(cls, path: str | Path) -> "Roster":
+        """A roster from a CSV file with the REQUIRED columns, every cell read as text (an empty effective_to is open-ended)."""
         return cls(pd.read_csv(path, dtype=str, keep_default_na=False))
 
     def _check_one_chief(self):
@@ -60,26 +66,48 @@ class Roster:
             # An open end is NaT, which is truthy: test it explicitly.
             spans = sorted((r.effective_from, date.max if pd.isna(r.effective_to) else r.effective_to, r.person_id)
                            for r in rows.itertuples())
-            for (a0, a1, pa), (b0, b1, pb) in zip(spans, spans[1:]):
+            for (_a0, a1, pa), (b0, _b1, pb) in zip(spans, spans[1:]):
                 if b0 < a1:
                     raise RosterError(f"zone {zone} has two chiefs at once ({pa} and {pb} from {b0})")
 
+    @staticmethod
+    def _covers(effective_from, effective_to, day):
+        """The in-force rule: from effective_from up to, not including, effective_to; no end date is open.
+
+        Takes a table's columns and one day, or one row's dates and a Series of days.
+        """
+        return (effective_from <= day) & (pd.isna(effective_to) | (effective_to > day))
+
     def in_force(self, at=None) -> pd.DataFrame:
-        d = local_day(at)
+        """The rows in force on the Dongguan day of `at` (today if None)."""
         t = self.table
-        mask = (t.effective_from <= d) & (t.effective_to.isna() | (t.effective_to > d))
-        return t[mask]
+        return t[self._covers(t.effective_from, t.effective_to, local_day(at))]
 
     def chiefs_by_zone(self, at=None) -> dict[str, Person]:
+        """zone_id → the chief in force on the day of `at` (today if None); a zone without one is absent."""
         return dict(self._by_zone(local_day(at))[0])  # a copy: callers may change it, the cache must not
 
     def inspectors_by_zone(self, at=None) -> dict[str, list[Person]]:
+        """zone_id → the patrol inspectors in force on the day of `at`, by person_id; a zone without any is absent."""
         return {z: list(ps) for z, ps in self._by_zone(local_day(at))[1].items()}
 
     def staff(self, zone_id: str, at=None) -> tuple[Person | None, list[Person]]:
         """The chief (or None) and the inspectors in force for one zone."""
         chiefs, insp = self._by_zone(local_day(at))
         return chiefs.get(zone_id), list(insp.get(zone_id, ()))
+
+    def chief_ids_in_force(self, zone_ids, at) -> np.ndarray:
+        """person_id of the chief in force per (zone, time) pair, None where there is none.
+
+        Times are read as in_force reads them (local day); for many reports at once.
+        """
+        zone_ids = np.asarray(zone_ids, dtype=object)
+        days = pd.Series([local_day(t) for t in at], dtype=object)
+        out = np.full(len(zone_ids), None, dtype=object)
+        for r in self.table[self.table.role == "chief"].itertuples():
+            hit = (zone_ids == r.zone_id) & self._covers(r.effective_from, r.effective_to, days).to_numpy(dtype=bool)
+            out[hit] = r.person_id  # at most one chief per zone and day (checked on load)
+        return out
 
     def _by_zone_uncached(self, d: date) -> tuple[dict[str, Person], dict[str, tuple[Person, ...]]]:
         t = self.in_force(d)

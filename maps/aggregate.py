@@ -4,7 +4,8 @@ The grid is square in metres: a local equirectangular grid anchored at a fixed
 origin south-west of the zones (at ~23°N over ~40 km the cells are square to
 better than 0.1 %). On PostGIS the counting is one aggregated SQL query
 (GROUP BY cell [, period]); on SQLite the points are read as WKB and counted
-with numpy (shapely.from_wkb + np.bincount). Both give the same cells.
+with numpy (np.bincount). Both give the same cells. The queries are
+store.map_aggregates'.
 Periods are local (Asia/Shanghai) calendar weeks starting Monday, or months.
 """
 from __future__ import annotations
@@ -14,15 +15,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-import shapely
-from sqlalchemy import Integer, LargeBinary, and_, cast, func, literal, select, type_coerce
 
 from gis.localtime import LOCAL, LOCAL_OFFSET_S
-from store.models import STATUSES, Report
-
 from maps.zones import MapInputError, select_zones
+from store.map_aggregates import FIRST_MONDAY_S, CellCounts, report_conditions
+from zonechief.workflow import STATUSES
 
-_MONDAY_S = 4 * 86400  # 1970-01-05 was the first Monday after the epoch
 PERIODS = ("week", "month")
 M_PER_DEG_LAT = 110_574.0
 M_PER_DEG_LON_EQ = 111_320.0
@@ -70,6 +68,7 @@ class ReportFilter:
         return list(select_zones(index, self.town, self.zone_ids).zone_id)
 
     def describe(self, category_names: dict | None = None) -> list[str]:
+        """The filter as legend lines, one per condition set; `category_names` maps codes to names."""
         out = []
         if self.since or self.until:
             a = self.since.astimezone(LOCAL).strftime("%Y-%m-%d %H:%M") if self.since else "…"
@@ -87,20 +86,8 @@ class ReportFilter:
         return out
 
     def conditions(self, index) -> list:
-        t = Report.__table__.c
-        conds = [t.geom.isnot(None)]
-        if self.since:
-            conds.append(t.created_at >= self.since)
-        if self.until:
-            conds.append(t.created_at < self.until)
-        if self.categories:
-            conds.append(t.category.in_(list(self.categories)))
-        if self.statuses:
-            conds.append(t.status.in_(list(self.statuses)))
-        scope = self.zone_scope(index)
-        if scope is not None:
-            conds.append(t.zone_id.in_(scope))
-        return conds
+        """The filter as the store's SQL conditions (store.map_aggregates)."""
+        return report_conditions(self.since, self.until, self.categories, self.statuses, self.zone_scope(index))
 
 
 # ------------------------------------------------------------------ grid
@@ -118,6 +105,7 @@ class Grid:
 
     @classmethod
     def over(cls, bounds, cell_m: float, margin_m: float = 3000.0) -> "Grid":
+        """A grid of `cell_m` cells over lon/lat `bounds` plus a margin, anchored so the same area and size give the same cells."""
         if not (25 <= cell_m <= 10_000):
             raise MapInputError(f"cell size {cell_m} m is out of range (25 … 10000 m)")
         minx, miny, maxx, maxy = bounds
@@ -132,6 +120,7 @@ class Grid:
         return cls(x0, y0, dx, dy, nx, ny, float(cell_m))
 
     def coarser(self, k: int) -> "Grid":
+        """The grid with cells k times as wide and tall; each of its cells is exactly k × k of ours."""
         return Grid(self.x0, self.y0, self.dx * k, self.dy * k, -(-self.nx // k), -(-self.ny // k), self.cell_m * k)
 
     def cell_of(self, lon, lat) -> np.ndarray:
@@ -143,6 +132,7 @@ class Grid:
         return np.where(ok, j * self.nx + i, -1).astype(np.int64)
 
     def centres(self, flat) -> tuple[np.ndarray, np.ndarray]:
+        """Lon/lat of the centres of flat cell numbers (as cell_of numbers them)."""
         j, i = np.divmod(np.asarray(flat, dtype=np.int64), self.nx)
         return self.x0 + (i + 0.5) * self.dx, self.y0 + (j + 0.5) * self.dy
 
@@ -151,13 +141,14 @@ def period_of(epoch_s, by: str) -> np.ndarray:
     """Local calendar week (Monday start) or month number of Unix times; weeks since 1970-01-05, months since 1970-01."""
     t = np.asarray(epoch_s, dtype=np.int64) + LOCAL_OFFSET_S
     if by == "week":
-        return np.floor_divide(t - _MONDAY_S, 7 * 86400)
+        return np.floor_divide(t - FIRST_MONDAY_S, 7 * 86400)
     if by == "month":
         return t.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
     raise MapInputError(f"period {by!r} must be one of {', '.join(PERIODS)}")
 
 
 def period_label(p: int, by: str) -> str:
+    """A period number (see period_of) as a legend label: the week's Monday, or YYYY-MM."""
     if by == "week":
         monday = datetime(1970, 1, 5) + timedelta(weeks=int(p))
         return monday.strftime("%Y-%m-%d") + " 周 week"
@@ -183,6 +174,7 @@ class HeatCells:
         return len(self.cell)
 
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lon/lat of the centre of each counted cell."""
         return self.grid.centres(self.cell)
 
     def periods(self) -> list[int]:
@@ -253,89 +245,28 @@ def map_grid(index, cell_m: float) -> Grid:
 # ------------------------------------------------------------------ from the store
 def fetch_points(db, index, flt: ReportFilter, with_time: bool = False):
     """(lon, lat, epoch seconds or None) of the matching reports, as numpy arrays."""
-    t = Report.__table__.c
-    conds = flt.conditions(index)
-    if db.dialect == "postgresql":
-        cols = [func.ST_X(t.geom), func.ST_Y(t.geom)]
-        if with_time:
-            cols.append(func.floor(func.date_part("epoch", t.created_at)))  # date_part: double, not numeric
-        with db.engine.connect() as c:
-            rows = c.execute(select(*cols).where(and_(*conds))).all()
-        arr = np.asarray(rows, dtype="f8").reshape(-1, len(cols))
-        return arr[:, 0], arr[:, 1], (arr[:, 2].astype(np.int64) if with_time else None)
-    # SQLite keeps WKB: decode it vectorised instead of a Python call per row.
-    cols = [type_coerce(t.geom, LargeBinary)]
-    if with_time:
-        cols.append(cast(func.strftime("%s", t.created_at), Integer))  # stored as naive UTC text
-    with db.engine.connect() as c:
-        rows = c.execute(select(*cols).where(and_(*conds))).all()
-    if not rows:
-        e = np.zeros(0)
-        return e, e, (np.zeros(0, dtype=np.int64) if with_time else None)
-    cols_ = list(zip(*rows))
-    lon, lat = _wkb_points_xy(cols_[0])
-    return lon, lat, (np.asarray(cols_[1], dtype=np.int64) if with_time else None)
-
-
-_WKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])  # 21 bytes
-
-
-def _wkb_points_xy(blobs) -> tuple[np.ndarray, np.ndarray]:
-    """x, y of WKB points: one numpy view when all are little-endian 2D points (what the store writes)."""
-    raw = b"".join(blobs)
-    if len(raw) == len(blobs) * _WKB_POINT.itemsize:
-        a = np.frombuffer(raw, dtype=_WKB_POINT)
-        if np.all(a["order"] == 1) and np.all(a["type"] == 1):
-            return a["x"].astype("f8"), a["y"].astype("f8")
-    pts = shapely.from_wkb(np.asarray(blobs, dtype=object))  # anything else: let GEOS read it
-    return shapely.get_x(pts), shapely.get_y(pts)
+    return db.map_aggregates.points(flt.conditions(index), with_time)
 
 
 def aggregate_store(db, index, flt: ReportFilter, grid: Grid, by: str | None = None) -> HeatCells:
     """Counts per cell (and period) of the matching reports; one GROUP BY query on PostGIS."""
     if by is not None and by not in PERIODS:
         raise MapInputError(f"period {by!r} must be one of {', '.join(PERIODS)}")
-    if db.dialect != "postgresql":
-        lon, lat, ts = fetch_points(db, index, flt, with_time=by is not None)
-        return aggregate_points(lon, lat, grid, ts, by)
-    t = Report.__table__.c
-    i = func.floor((func.ST_X(t.geom) - literal(grid.x0)) / literal(grid.dx))
-    j = func.floor((func.ST_Y(t.geom) - literal(grid.y0)) / literal(grid.dy))
-    inside = and_(i >= 0, i < grid.nx, j >= 0, j < grid.ny)
-    flat = cast(j * grid.nx + i, Integer).label("cell")
-    cols = [flat]
-    if by == "week":
-        # date_part gives double precision; EXTRACT gives numeric since PostgreSQL 14, several times slower.
-        cols.append(cast(func.floor((func.date_part("epoch", t.created_at) + LOCAL_OFFSET_S - _MONDAY_S) / (7 * 86400)),
-                         Integer).label("period"))
-    elif by == "month":
-        local = func.timezone("Asia/Shanghai", t.created_at)
-        cols.append(cast((func.date_part("year", local) - 1970) * 12 + func.date_part("month", local) - 1,
-                         Integer).label("period"))
-    conds = flt.conditions(index)
-    stmt = (select(*cols, func.count().label("n")).where(and_(*conds), inside)
-            .group_by(*[c.name for c in cols]))
-    outside = select(func.count()).where(and_(*conds), ~inside)
-    with db.engine.connect() as c:
-        rows = c.execute(stmt).all()
-        n_out = int(c.execute(outside).scalar_one())
-    arr = np.asarray(rows, dtype=np.int64).reshape(-1, len(cols) + 1)
-    order = np.lexsort((arr[:, 0], arr[:, 1])) if by else np.argsort(arr[:, 0], kind="stable")
-    arr = arr[order]
-    return HeatCells(grid, arr[:, 0], arr[:, -1], arr[:, 1] if by else None, by, int(arr[:, -1].sum()), n_out)
+
+    def count_points(lon, lat, epoch_s) -> CellCounts:  # where the store reads points back (SQLite)
+        h = aggregate_points(lon, lat, grid, epoch_s, by)
+        return CellCounts(h.cell, h.period, h.count, h.n_outside)
+
+    c = db.map_aggregates.cell_counts(flt.conditions(index), grid, by, count_points)
+    return HeatCells(grid, c.cell, c.count, c.period, by, int(c.count.sum()), c.n_outside)
 
 
 def recent_reports(db, index, flt: ReportFilter, limit: int = 200) -> list[dict]:
     """The newest matching reports with a point, for a layer of markers with popups."""
     if limit <= 0:
         return []
-    t = Report.__table__.c
-    with db.engine.connect() as c:
-        rows = c.execute(select(t.id, t.created_at, t.category, t.status, t.description, t.zone_id, t.geom)
-                         .where(and_(*flt.conditions(index)))
-                         .order_by(t.created_at.desc(), t.id.desc()).limit(limit)).all()
     out = []
-    for r in rows:
+    for r in db.map_aggregates.recent(flt.conditions(index), limit):
         g = r.geom  # shapely, decoded by the column type on both backends
         out.append({"id": r.id, "created_at": r.created_at, "category": r.category, "status": r.status,
                     "description": r.description, "zone_id": r.zone_id, "lon": g.x, "lat": g.y})

@@ -17,6 +17,7 @@ from pathlib import Path
 import folium
 import folium.plugins
 from branca.element import Element, Figure
+
 from gis.errors import ZonechiefError
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -137,6 +138,7 @@ def use_assets(m: folium.Map, base_url: str | None = "/static") -> folium.Map:
 # ------------------------------------------------------------------ inlining
 @lru_cache(maxsize=None)
 def inline_js(path: str) -> str:
+    """A vendored script's text, made safe to sit inside an inline <script> element."""
     code = (STATIC / path).read_text(encoding="utf-8")
     # "</script" or "<!--" inside a script element would end or confuse it; "\/" and "\!" mean the same in JS.
     return re.sub(r"<(/script|!--)", lambda mo: "<\\" + mo.group(1), code, flags=re.I)
@@ -169,6 +171,7 @@ def standalone_html(m: folium.Map) -> str:
 
 
 def page_html(m: folium.Map, base_url: str = "/static") -> str:
+    """The map as an HTML page loading its scripts and stylesheets from `base_url` (as the API serves maps)."""
     use_assets(m, base_url)
     return m.get_root().render()
 

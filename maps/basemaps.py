@@ -26,6 +26,8 @@ class BasemapError(ZonechiefError, ValueError):
 
 @dataclass(frozen=True)
 class Tiles:
+    """One tile layer of a base map: URL template, attribution, subdomains, maximum zoom and layer name."""
+
     url: str
     attribution: str
     subdomains: str = "abc"
@@ -34,6 +36,7 @@ class Tiles:
 
 
 def tile_layers(basemap: str, tianditu_key: str | None = None) -> list[Tiles]:
+    """The tile layers of a base map, drawn in order (none for "none"); Tianditu needs `tianditu_key`."""
     if basemap == "none":
         return []
     if basemap == "osm":
@@ -64,6 +67,7 @@ class Projector:
         self.shifts = basemap == "amap"
 
     def xy(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:
+        """Lon/lat arrays in the base map's datum (GCJ-02 for Amap, unchanged otherwise)."""
         lon = np.asarray(lon, dtype="f8")
         lat = np.asarray(lat, dtype="f8")
         if not self.shifts:

@@ -9,7 +9,6 @@ import folium
 from branca.element import MacroElement
 from folium.template import Template
 
-
 from maps.basemaps import Projector, tile_layers
 
 ILLUSTRATIVE = ("区划为示意，仅供参考，非官方边界。"
@@ -101,6 +100,7 @@ class Legend(MacroElement):
 
 
 def swatch(colour: str, label: str, shape: str = "box") -> str:
+    """One legend row: a colour box (or "dot", "line") and its label, both escaped."""
     return f'<div class="zc-row"><i class="zc-{shape}" style="background:{esc(colour)}"></i>{esc(label)}</div>'
 
 
@@ -155,6 +155,7 @@ def geojson_layer(features: list[dict], name: str, *, show: bool = True, popup: 
 
 
 def feature(geom, properties: dict) -> dict:
+    """A GeoJSON Feature (dict) for a shapely geometry and its properties."""
     import shapely
 
     return {"type": "Feature", "geometry": json.loads(shapely.to_geojson(geom)), "properties": properties}

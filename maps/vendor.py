@@ -90,6 +90,7 @@ def _postprocess(pkg: str, name: str, data: bytes) -> bytes:
 
 
 def refresh(dest: Path = VENDOR) -> None:
+    """Download the pinned npm packages and rewrite `dest` with the files taken, their licences and versions."""
     npm = shutil.which("npm")
     if not npm:
         raise SystemExit("npm is needed to refresh the vendored assets (apt-get install npm)")

@@ -6,12 +6,12 @@ import numpy as np
 import shapely
 
 from gis.boundaries import METRIC
-
+from gis.errors import ZonechiefError
+from gis.zone_staff import staff_by_zone, zones_with_staff
 from maps.assets import use_assets
 from maps.basemaps import Projector
 from maps.colouring import zone_colours
 from maps.common import ILLUSTRATIVE, Labels, Legend, base_map, esc, feature, geojson_layer, popup_table, swatch
-from gis.errors import ZonechiefError
 
 FACILITY_KINDS = {  # kind -> (中文, English, colour)
     "public_toilet": ("公共厕所", "Public toilet", "#1f78b4"),
@@ -56,11 +56,10 @@ def zones_map(index, facilities=None, *, basemap: str = "none", town: str | None
     """
     proj = Projector(basemap)
     zones = select_zones(index, town).reset_index(drop=True)
-    chiefs = index.roster.chiefs_by_zone(at) if index.roster else {}
-    insp = index.roster.inspectors_by_zone(at) if index.roster else {}
+    chiefs, insp = staff_by_zone(index.roster, at)
     # Colour over all zones, so a zone keeps its colour whatever the town filter.
-    all_zones = index.zones.reset_index(drop=True)
-    owners = [chiefs[z].person_id if z in chiefs else None for z in all_zones.zone_id]
+    all_zones = zones_with_staff(index.zones, index.roster, at).reset_index(drop=True)
+    owners = all_zones.chief_id.tolist()
     cidx, fills = zone_colours(all_zones.to_crs(METRIC).geometry.values, owners)
     fill_of = dict(zip(all_zones.zone_id, fills))
     hue_of = dict(zip(all_zones.zone_id, cidx))

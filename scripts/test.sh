@@ -24,4 +24,10 @@ if ! dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1; then
   $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
 fi
 
+# Static checks (configured in pyproject.toml): lint, types of gis/ and zonechief/, and the layer contract.
+echo "ruff, mypy, import-linter..." >&2
+$BIN/ruff check .
+$BIN/mypy
+$BIN/lint-imports --no-cache
+
 exec $BIN/python -m pytest "$@"

@@ -13,6 +13,8 @@ REFERENCE_ACTIONS = ("boundaries.import", "roster.import", "facilities.import")
 
 
 class AuditEntry(Base):
+    """One audit_log row: when, who (actor), which action, and a JSON summary of the change."""
+
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(index=True)
@@ -30,6 +32,7 @@ def record(session: Session, actor: str, action: str, summary: dict, at: datetim
 
 
 def entries(session: Session, action: str | None = None, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
+    """Audit entries, newest first, of one action or all; paged with limit and offset."""
     q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
     if action:
         q = q.where(AuditEntry.action == action)
@@ -37,8 +40,10 @@ def entries(session: Session, action: str | None = None, limit: int = 100, offse
 
 
 def has_reference_imports(session: Session) -> bool:
+    """True once reference data has been imported: then the database, not the shipped files, is in force."""
     return session.scalar(select(AuditEntry.id).where(AuditEntry.action.in_(REFERENCE_ACTIONS)).limit(1)) is not None
 
 
 def to_dict(e: AuditEntry) -> dict:
+    """An entry as a JSON-ready dict (time in ISO 8601), as the admin API and the CLI show it."""
     return {"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action, "summary": e.summary}

@@ -1,7 +1,9 @@
 """Engine, migrations and reference data for the report store (PostGIS or embedded SQLite)."""
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import shapely
@@ -9,7 +11,13 @@ from sqlalchemy import create_engine, event, func, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.map_aggregates import MapAggregates
 from store.models import Category, Facility, RosterEntry, Village, Zone
+from store.reference_repo import ReferenceRepository
+from store.reports_repo import ReportRepository
+
+if TYPE_CHECKING:
+    from store.bulk_write import BulkWriter
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -23,6 +31,7 @@ def _wkb_y(wkb):
 
 
 def make_engine(url: str) -> Engine:
+    """An engine for `url`: SQLite with WAL, foreign keys and the zc_x/zc_y functions; PostgreSQL with a pool that survives restarts."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -67,17 +76,20 @@ def _multi(g):
 
 
 def zone_rows(index) -> list[dict]:
+    """Rows for the zones table from a ZoneIndex, each geometry a MultiPolygon."""
     return [{"zone_id": r.zone_id, "name": r.name, "town": r.town, "town_code": r.town_code,
              "geometry_quality": r.geometry_quality, "geom": _multi(r.geometry)} for r in index.zones.itertuples()]
 
 
 def village_rows(index) -> list[dict]:
+    """Rows for the villages table from a ZoneIndex's units, each geometry a MultiPolygon."""
     return [{"code": r.unit_id, "name": r.village_name, "short_name": r.village_short_name, "town": r.town,
              "town_code": r.town_code, "zone_id": r.zone_id, "geometry_quality": r.geometry_quality,
              "geom": _multi(r.geometry)} for r in index.units.itertuples()]
 
 
 def roster_rows(roster) -> list[dict]:
+    """Rows for the roster table (none without a roster); an open end date becomes NULL."""
     if roster is None:
         return []
     return [{"person_id": r.person_id, "role": r.role, "name": r.name, "phone": r.phone, "zone_id": r.zone_id,
@@ -86,6 +98,7 @@ def roster_rows(roster) -> list[dict]:
 
 
 def facility_rows(facilities) -> list[dict]:
+    """Rows for the facilities table from the facilities layer."""
     return [{"facility_id": r.facility_id, "kind": r.kind, "name": r.name, "service_code": r.service_code,
              "town": getattr(r, "town", None), "zone_id": r.zone_id, "geom": r.geometry} for r in facilities.itertuples()]
 
@@ -118,9 +131,35 @@ class Database:
 
     @property
     def dialect(self) -> str:
+        """The backend's dialect name ("postgresql" or "sqlite"): it picks each repository's implementation."""
         return self.engine.dialect.name
 
+    # What differs between PostGIS and SQLite sits behind one interface per job; each
+    # picks its implementation from the dialect, once per database.
+    @cached_property
+    def report_repo(self) -> ReportRepository:
+        """Report reads: get, by key, search, queue."""
+        return ReportRepository.for_db(self)
+
+    @cached_property
+    def bulk_writer(self) -> BulkWriter:
+        """Import writes and the stored-key lookup."""
+        from store.bulk_write import BulkWriter  # imports numba (store.pg_bulk): only when bulk-writing
+
+        return BulkWriter.for_db(self)
+
+    @cached_property
+    def map_aggregates(self) -> MapAggregates:
+        """The maps' points and cell counts."""
+        return MapAggregates.for_db(self)
+
+    @cached_property
+    def reference_repo(self) -> ReferenceRepository:
+        """The reference tables during an import."""
+        return ReferenceRepository.for_db(self)
+
     def init(self, index, facilities, categories) -> "Database":
+        """Migrate the schema and load the reference data if the store has none yet. Returns self."""
         migrate(self.engine)
         with self.sessions.begin() as s:
             load_reference(s, index, facilities, categories)

@@ -8,18 +8,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.types import Geom, UTCDateTime
 
-STATUSES = ("new", "assigned", "in_progress", "resolved", "closed", "rejected", "duplicate")
-OPEN_STATUSES = ("new", "assigned", "in_progress")
-TRANSITIONS = {
-    "new": {"assigned", "rejected", "duplicate"},
-    "assigned": {"in_progress", "rejected", "duplicate"},
-    "in_progress": {"resolved", "assigned"},
-    "resolved": {"closed", "in_progress"},
-    "closed": set(),
-    "rejected": set(),
-    "duplicate": set(),
-}
-SOURCES = ("service_code", "gps", "address", "staff")
 ROLES = ("public", "staff", "admin")
 
 

@@ -5,17 +5,19 @@ as WKB so that both stores hold and return identical shapely geometries.
 """
 from __future__ import annotations
 
+from datetime import timezone
+
 import shapely
 from geoalchemy2 import Geometry
 from geoalchemy2.elements import WKBElement
 from geoalchemy2.shape import to_shape
-from datetime import timezone
-
 from sqlalchemy import DateTime, LargeBinary
 from sqlalchemy.types import TypeDecorator
 
 
 class Geom(TypeDecorator):
+    """A shapely geometry column: PostGIS geometry(<type>, srid) on PostgreSQL, WKB bytes elsewhere."""
+
     impl = LargeBinary
     cache_ok = True
     # Attributes geoalchemy2's DDL hooks read; the GiST index is declared explicitly.
@@ -31,6 +33,7 @@ class Geom(TypeDecorator):
         self.srid = srid
 
     def load_dialect_impl(self, dialect):
+        """PostGIS geometry on PostgreSQL (and for geoalchemy2's probe), plain bytes elsewhere."""
         # geoalchemy2 probes with dialect=None to find spatial columns.
         if dialect is None or dialect.name == "postgresql":
             g = Geometry(self.geometry_type, srid=self.srid, spatial_index=False)
@@ -38,6 +41,7 @@ class Geom(TypeDecorator):
         return dialect.type_descriptor(LargeBinary())
 
     def process_bind_param(self, value, dialect):
+        """A shapely geometry as stored: a WKB element with the SRID on PostGIS, WKB bytes elsewhere."""
         if value is None:
             return None
         if dialect.name == "postgresql":
@@ -45,6 +49,7 @@ class Geom(TypeDecorator):
         return shapely.to_wkb(value)
 
     def process_result_value(self, value, dialect):
+        """The stored value back as a shapely geometry."""
         if value is None:
             return None
         if dialect.name == "postgresql":
@@ -59,6 +64,7 @@ class UTCDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
+        """An aware datetime as UTC (without tzinfo on SQLite, which cannot keep it); a naive one is refused."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -67,6 +73,7 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
+        """A UTC-aware datetime, whatever the backend returned."""
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)

@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gis import analysis as A
+from zonechief.report_frames import frame_from_demo, reports_frame
+from zonechief.workflow import OPEN_STATUSES
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2025, 12, 31, 12, 0, tzinfo=TZ)
@@ -29,9 +31,11 @@ def frame(rows: list[dict]) -> gpd.GeoDataFrame:
              "geometry": shapely.Point(114.0, 23.0)}
         d.update(r)
         full.append(d)
-    return A._build([d["id"] for d in full], [d["created_at"] for d in full], [d["category"] for d in full],
-                    [d["status"] for d in full], [d["zone_id"] for d in full], [d["chief_id"] for d in full],
-                    [d["assigned_at"] for d in full], [d["resolved_at"] for d in full], [d["geometry"] for d in full])
+    return A.build_frame([d["id"] for d in full], [d["created_at"] for d in full], [d["category"] for d in full],
+                         [d["status"] for d in full], [d["status"] in OPEN_STATUSES for d in full],
+                         [d["zone_id"] for d in full], [d["chief_id"] for d in full],
+                         [d["assigned_at"] for d in full], [d["resolved_at"] for d in full],
+                         [d["geometry"] for d in full])
 
 
 def resolved(hours: float, zone="A", chief="CA", created=datetime(2025, 3, 1, 10, tzinfo=TZ), status="closed"):
@@ -196,7 +200,7 @@ def demo(zone_index):
     from zonechief.demo import generate_reports
 
     reps = generate_reports(3000, seed=5, now=NOW, days=250, index=zone_index)  # spans the 2025-07-01 handover
-    return reps, A.frame_from_demo(reps, zone_index)
+    return reps, frame_from_demo(reps, zone_index)
 
 
 def test_demo_frame_columns_and_chief_in_force(demo, zone_index):
@@ -254,11 +258,11 @@ def _check_store_frame(svc, zone_index):
 
     res = seed_demo(svc, 400, seed=9, now=NOW)
     assert res.inserted >= 380
-    got = A.reports_frame(svc)
+    got = reports_frame(svc)
     assert list(got.columns) == A.COLUMNS and got.crs.to_epsg() == 4326 and len(got) == res.inserted
     assert str(got["created_at"].dt.tz) == "Asia/Shanghai"
     reps = generate_reports(400, seed=9, now=NOW, index=zone_index)
-    demo = A.frame_from_demo(reps, zone_index)
+    demo = frame_from_demo(reps, zone_index)
     # Reports given as WGS-84 coordinates are stored at their true point: everything must agree.
     key = {f"demo-9-{i}": i for i in range(400)}
     with svc.db.engine.connect() as conn:
@@ -280,8 +284,8 @@ def _check_store_frame(svc, zone_index):
     assert all(p.equals_exact(q, 1e-9) for p, q in zip(g.geometry, d.geometry))
     # since/until select on creation time, [since, until)
     cut = got["created_at"].sort_values().iloc[100].to_pydatetime()
-    assert len(A.reports_frame(svc.db, since=cut)) + len(A.reports_frame(svc.db, until=cut)) == len(got)
-    assert (A.reports_frame(svc.db, since=cut)["created_at"] >= cut).all()
-    empty = A.reports_frame(svc.db, since=NOW + timedelta(days=1))
+    assert len(reports_frame(svc.db, since=cut)) + len(reports_frame(svc.db, until=cut)) == len(got)
+    assert (reports_frame(svc.db, since=cut)["created_at"] >= cut).all()
+    empty = reports_frame(svc.db, since=NOW + timedelta(days=1))
     assert empty.empty and list(empty.columns) == A.COLUMNS
     assert A.summarize(empty, "zone")["reports"].sum() == 0

@@ -1,8 +1,8 @@
-"""The column-at-a-time import route (gis.bulk_columns) against the per-row route.
+"""The column-at-a-time import route (zonechief.bulk_columns) against the per-row route.
 
-Every file is imported twice into separate stores: once as gis.bulk does by default
+Every file is imported twice into separate stores: once as zonechief.bulk does by default
 (plain rows as columns, the rest row by row) and once with every row through the
-per-row route (pydantic ReportIn, gis.bulk.prepare). Stored reports, their histories,
+per-row route (pydantic ReportIn, zonechief.bulk.prepare). Stored reports, their histories,
 the rejects and the counts must be identical.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from store import bulk_write
 from zonechief import bulk
 from zonechief.bulk_columns import WHITESPACE, _location_json, _timestamps, clean
 from zonechief.reports import ReportIn
@@ -147,12 +148,7 @@ def clear(reports) -> None:
 
 
 def imported(reports, path, rejects, columnar: bool, **kw):
-    old = bulk.COLUMNAR
-    bulk.COLUMNAR = columnar
-    try:
-        res = bulk.import_file(reports, path, rejects, now=NOW, **kw)
-    finally:
-        bulk.COLUMNAR = old
+    res = bulk.import_file(reports, path, rejects, now=NOW, columnar=columnar, **kw)
     rej = list(csv.reader(open(rejects, encoding="utf-8"))) if res.rejected else []
     return (res.inserted, res.already_present, res.rejected, res.needs_review), rej, stored(reports)
 
@@ -319,7 +315,7 @@ def test_failed_rebuild_leaves_everything_as_it_was(zone_index, points, tmp_path
         assert bulk.import_file(pg, path, tmp_path / "r.csv", rebuild_indexes=True).inserted == 20
         before, rows_before = _schema(url), stored(pg)
         # as if another client stored the same keys between the check and the write
-        monkeypatch.setattr(bulk, "_stored_keys", lambda db, keys: pa.array([], pa.string()))
+        monkeypatch.setattr(bulk_write.BulkWriter, "stored_keys", lambda self, keys: pa.array([], pa.string()))
         with pytest.raises(Exception, match="idempotency_key"):
             bulk.import_file(pg, path, tmp_path / "r2.csv", rebuild_indexes=True)
         assert _schema(url) == before and stored(pg) == rows_before
@@ -339,7 +335,7 @@ def test_rebuild_only_for_loads_that_at_least_double_the_table(zone_index, point
         return real(cur, tables)
 
     monkeypatch.setattr(pg_bulk, "indexes_rebuilt", spy)
-    monkeypatch.setattr(bulk, "REBUILD_MIN", 10)
+    monkeypatch.setattr(bulk_write, "REBUILD_MIN", 10)
     lon, lat = points["QS-12"]
     with pg_database() as url:
         pg = Services(Settings(), index=zone_index, database_url=url).reports
@@ -370,8 +366,8 @@ def test_ids_follow_the_file_across_both_routes(zone_index, points, tmp_path, mo
     write_rows(path, ["lon", "lat", "category", "description", "created_at"],
                ([lon, lat, "06010", f"row {i + 1}", "2025-07-01T09:30:00" if i % 7 == 3 else "2025-07-01T09:30:00+08:00"]
                 for i in range(120)))
-    monkeypatch.setattr(bulk, "CHUNK", 16)
-    monkeypatch.setattr(bulk, "FIRST_CHUNK", 5)
+    monkeypatch.setattr(bulk_write, "CHUNK", 16)
+    monkeypatch.setattr(bulk_write, "FIRST_CHUNK", 5)
     with pg_database() as url:
         pg = Services(Settings(), index=zone_index, database_url=url).reports
         ticks = []

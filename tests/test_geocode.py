@@ -1,4 +1,4 @@
-"""Tests for gis.geocode: offline gazetteer, service codes, coordinates, Amap provider (against a fake server)."""
+"""Geocoding: offline gazetteer, service codes, coordinates, Amap provider (against a fake server)."""
 
 import csv
 import json
@@ -16,21 +16,13 @@ import shapely
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gis.crs import wgs84_to_gcj02
-from gis.geocode import (
-    AmapProvider,
-    Candidate,
-    Gazetteer,
-    GeocodeResult,
-    GeocodingProvider,
-    ProviderError,
-    UnknownServiceCode,
-    geocode_address,
-    geocode_coordinates,
-    normalize_text,
-    resolve_service_code,
-)
-from gis.points import CoordinateError
+from gis.gazetteer import Gazetteer, GeocodingProvider, ProviderError, geocode_address
+from gis.gazetteer_text import normalize_text
+from gis.geocode_result import Candidate, GeocodeResult
+from gis.points import CoordinateError, geocode_coordinates
+from gis.service_codes import UnknownServiceCode, resolve_service_code
 from gis.shipped import DATA_DIR
+from zonechief.amap import AmapProvider
 
 DATA = DATA_DIR
 GEOD = pyproj.Geod(ellps="WGS84")

@@ -227,7 +227,7 @@ def test_assign_keeps_every_row(zone_index, pts, crs):
 
 @pytest.fixture(scope="module")
 def gazetteer():
-    from gis.geocode import Gazetteer
+    from gis.gazetteer import Gazetteer
 
     return Gazetteer.load()
 
@@ -236,7 +236,7 @@ def gazetteer():
 @given(text=st.text(max_size=200) | st.sampled_from(["", "   ", "\x00", "企石镇\x00铁岗村", "樟木头" * 100, "%s%n{0}", "'; DROP TABLE x;--"])
        | st.none() | st.integers() | st.floats())
 def test_geocoder_never_crashes(gazetteer, text):
-    from gis.geocode import geocode_address
+    from gis.gazetteer import geocode_address
 
     r = geocode_address(text, gazetteer)
     assert 0 <= r.confidence <= 1

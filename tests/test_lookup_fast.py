@@ -27,11 +27,15 @@ import pyproj
 import pytest
 import shapely
 from fastapi import FastAPI, Query
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import shape
 
-from api import problems
-from api.app import _at_param, _crs_param, assignment_json, create_app
+from api import errors
+from api.app import create_app
+from api.deps import at_param as _at_param
+from api.lookup import assignment_json
+from api.lookup import crs_param as _crs_param
 from api.schemas import LookupResult
 from gis.lookup import ZoneIndex, normalize_units
 from tests.conftest import LiveServer
@@ -68,7 +72,7 @@ def ref_nearest(mx, my):
 IDX = ZoneIndex.load()
 GRID = IDX._cell_grid()  # built on first bulk use; the strategies below need its cells
 MIXED_CELLS = np.flatnonzero(GRID.table == -2)
-S = 8  # subcells per side of a mixed cell (gis.lookup._SUB)
+S = 8  # subcells per side of a mixed cell (gis.lookup_grids.SUB)
 MIXED_SUBCELLS = np.flatnonzero(GRID.sub == -2)
 
 
@@ -452,7 +456,7 @@ def test_get_lookup_answers_as_with_query_parameters(idx):
     """GET /v1/lookup reads its query by hand and writes its JSON directly (for speed). A plain FastAPI
     endpoint declaring the same Query() parameters and response_model must answer every request alike."""
     ref = FastAPI()
-    problems.install(ref)
+    errors.install(ref)
 
     @ref.get("/healthz")
     def healthz():
@@ -562,9 +566,9 @@ def test_fitted_projection(idx, u, v):
 
 def test_without_the_fitted_projection_answers_the_same(monkeypatch):
     """Boundaries where the polynomial would not fit (far from the METRIC meridian) take pyproj instead."""
-    from gis.lookup import _LocalProjection
+    from gis.lookup_projection import LocalProjection
 
-    monkeypatch.setattr(_LocalProjection, "TOLERANCE_M", 0.0)
+    monkeypatch.setattr(LocalProjection, "TOLERANCE_M", 0.0)
     plain = ZoneIndex(IDX.units, IDX.roster)
     assert plain._projection().box[0] == np.inf  # rejected: nothing is projected with it
     rng = np.random.default_rng(8)
@@ -598,7 +602,7 @@ def test_assign_leaves_the_input_alone_and_flags_bad_points(idx):
 
 
 def test_nearest_in_cells_with_long_candidate_lists(idx):
-    """Most cells keep their candidates in one row (_NearGrid.inline); the rest are read from the CSR
+    """Most cells keep their candidates in one row (NearGrid.inline); the rest are read from the CSR
     lists. Both kinds of cell, against brute force, and the rows hold exactly the lists."""
     near = idx._near_grid()
     over = np.flatnonzero(near.inline[:, 0] < 0)
@@ -647,9 +651,9 @@ def test_single_lookups_do_not_import_numba():
 
 
 def test_constants_shared_with_the_kernels():
-    from gis import lookup, lookup_kernels
+    from gis import lookup, lookup_grids, lookup_kernels, lookup_projection
 
-    assert lookup._DEGREE == lookup_kernels.DEGREE and lookup._MIXED == lookup_kernels.MIXED
-    assert lookup.STATUSES.index("boundary") == lookup_kernels.BOUNDARY
-    assert lookup.STATUSES.index("snapped") == lookup_kernels.SNAPPED
-    assert lookup.STATUSES.index("invalid") == lookup_kernels.INVALID
+    assert lookup_projection.DEGREE == lookup_kernels.DEGREE and lookup_grids.MIXED == lookup_kernels.MIXED
+    assert lookup.LOOKUP_STATUSES.index("boundary") == lookup_kernels.BOUNDARY
+    assert lookup.LOOKUP_STATUSES.index("snapped") == lookup_kernels.SNAPPED
+    assert lookup.LOOKUP_STATUSES.index("invalid") == lookup_kernels.INVALID

@@ -340,7 +340,7 @@ def test_a_million_reports_give_at_most_max_cells(index):
 
 
 def test_wkb_points_are_read_fast_and_any_other_wkb_correctly():
-    from maps.aggregate import _wkb_points_xy
+    from store.map_aggregates import _wkb_points_xy
 
     little = [shapely.to_wkb(shapely.Point(114.1, 22.9)), shapely.to_wkb(shapely.Point(114.2, 23.0))]
     x, y = _wkb_points_xy(little)

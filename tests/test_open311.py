@@ -18,7 +18,7 @@ from zonechief import open311 as o3
 from zonechief.bulk import Intake, import_intakes
 from store.keys import create_key
 from zonechief.reports import ReportIn
-from store.models import STATUSES
+from zonechief.workflow import STATUSES
 from tests.conftest import LiveServer, inner
 
 BASE = "/open311/v2"

@@ -286,13 +286,20 @@ def test_import_is_all_or_nothing(live, zone_index, monkeypatch):
                for i in range(1, 51)]
     real_write = bulk.write
 
-    def crashing_write(reports, batch, events, *args):
-        bogus = events.slice(0, 1).set_column(1, "status", pa.array(["bogus-status-far-too-long-for-the-column" * 3]))
-        return real_write(reports, batch, pa.concat_tables([events, bogus.set_column(2, "at", pa.nulls(1, events["at"].type))]), *args)
+    sent = []
+
+    def crash_after_first_window(n):
+        # Called inside the write transaction once a window's reports and events are sent.
+        sent.append(n)
+        raise RuntimeError("crash in the middle of the import")
+
+    def crashing_write(reports, batch, rebuild_indexes=None, progress=None):
+        return real_write(reports, batch, rebuild_indexes, crash_after_first_window)
 
     monkeypatch.setattr(bulk, "write", crashing_write)
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="crash in the middle"):
         bulk.import_intakes(svc, intakes)
+    assert sent, "the write never reached the database"
     assert svc.search(limit=1)[1] == before
 
 

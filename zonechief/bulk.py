@@ -1,47 +1,39 @@
 """Bulk intake: import report files and seed demo data, all-or-nothing.
 
 Rows take one of two routes. *Plain* rows (coordinates, unambiguous values; see
-gis.bulk_columns) are checked, located and assigned a column at a time; every other
+zonechief.bulk_columns) are checked, located and assigned a column at a time; every other
 row goes through pydantic's ReportIn and `prepare`, one by one, which also gives the
-reasons for rejects. Both routes store the same thing for the same row. Bad rows go
-to a rejects file with a reason each. The good rows are written in ONE transaction
-(binary COPY on PostGIS, executemany on SQLite), so a crash leaves nothing
-half-imported. A load that at least doubles the table rebuilds the indexes instead
-of growing them row by row (gis.store.pg_bulk).
+reasons for rejects. Both routes end in zonechief.intake, so they store the same thing
+for the same row. Bad rows go to a rejects file with a reason each. The good rows are
+written in ONE transaction (binary COPY on PostGIS, executemany on SQLite), so a crash
+leaves nothing half-imported. A load that at least doubles the table rebuilds the indexes instead
+of growing them row by row (store.bulk_write).
 """
 from __future__ import annotations
 
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import shapely
 from pydantic import ValidationError
-from sqlalchemy import select, text
 
-from zonechief.bulk_columns import TS, Plain, build_plain, locate_plain, plain_rows, text_column
-from gis.lookup import IN_ZONE
+from zonechief.bulk_columns import Plain, build_plain, locate_plain, plain_rows, text_column
+from zonechief.intake import TS, Intaken, Located, Placed, intake, locate_points
 from zonechief.reports import Location, ReportError, ReportIn, Reports
-from gis.localtime import local_day
-from store import pg_bulk
-from store.models import TRANSITIONS, Report
-
-REPORT_COLS = ["id", "created_at", "updated_at", "source", "category", "description", "location_input", "geom",
-               "geocode_method", "geocode_confidence", "needs_review", "review_note", "zone_id", "village_code",
-               "chief_id", "status", "reporter_name", "reporter_phone", "photo_url", "idempotency_key"]
-EVENT_COLS = ["report_id", "status", "at", "actor", "note"]
+from zonechief.workflow import history_problem, zoneless
 
 
 @dataclass
 class Intake:
+    """A validated report for the per-row route, with its source row (and, for demo data, its history)."""
+
     row: int  # 1-based row number in the source, for rejects
     data: ReportIn
     history: list[dict] | None = None  # [{"status", "at"}]; default new(+assigned) at created_at
@@ -49,6 +41,8 @@ class Intake:
 
 @dataclass
 class ImportResult:
+    """What an import did: counts, the new ids, and where the rejects went."""
+
     inserted: int = 0
     already_present: int = 0
     rejected: int = 0
@@ -120,8 +114,8 @@ def parse_rows(table: pd.DataFrame, xs, ys, crs: str | None, file_crs: str | Non
             loc.update(lon=float(xs[i]), lat=float(ys[i]), crs=r.get("crs") or crs or file_crs or "wgs84")
         elif r.get("lon") is not None or r.get("lat") is not None:
             try:
-                loc.update(lon=float(r.get("lon")), lat=float(r.get("lat")))
-            except (TypeError, ValueError):
+                loc.update(lon=float(r.get("lon")), lat=float(r.get("lat")))  # type: ignore[arg-type]
+            except (TypeError, ValueError):  # one of them missing, or not a number
                 out.append(f"lon/lat {r.get('lon')!r}, {r.get('lat')!r} are not numbers")
                 continue
             loc["crs"] = r.get("crs") or crs or "wgs84"
@@ -149,109 +143,124 @@ def _reason(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-# ------------------------------------------------------------------ locating and writing
+# ------------------------------------------------------------------ the per-row route
 def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
-            progress: Callable[[int], None] | None = None) -> tuple[list[dict], list[list[dict]], list[tuple[int, str]]]:
-    """Locate and assign every intake. Returns (report rows, events per row, rejects[(row, reason)])."""
-    index = reports.index
-    rejects: list[tuple[int, str]] = []
-    rows, events = [], []
-    # Vectorize coordinate intakes: one assign() per CRS.
-    coord = [k for k, it in enumerate(intakes) if it.data.location.lon is not None]
-    located: dict[int, tuple] = {}
-    by_crs: dict[str, list[int]] = {}
-    for k in coord:
-        by_crs.setdefault(intakes[k].data.location.crs, []).append(k)
-    from gis.crs import UnknownCRSError, normalize_crs
+            progress: Callable[[int], None] | None = None) -> tuple[pa.Table, pa.Table, list[tuple[int, str]]]:
+    """Locate and assign every intake, row by row where it must (geocoding), the rest as columns.
 
-    for crs_name, ks in by_crs.items():
-        try:
-            c = normalize_crs(crs_name)
-        except UnknownCRSError as exc:
-            rejects.extend((intakes[k].row, str(exc)) for k in ks)
-            continue
-        x = np.array([intakes[k].data.location.lon for k in ks])
-        y = np.array([intakes[k].data.location.lat for k in ks])
-        df = index.assign(x, y, crs=c)
-        # Only the columns used below, as plain lists (itertuples over 17 columns is slow).
-        use = ["status", "problem", "zone_id", "nearest_zone_id", "distance_m", "village_code", "lon_wgs84", "lat_wgs84"]
-        for k, r in zip(ks, zip(*(df[c].tolist() for c in use))):
-            if r[0] == "invalid":
-                rejects.append((intakes[k].row, r[1]))
-            else:
-                located[k] = _Loc(*r)
-    rejected_rows = {r for r, _ in rejects}
-    chief_cache: dict[tuple, str | None] = {}
-    addr_cache: dict[str, object] = {}
+    Returns (reports, their events (column "report": position in reports), rejects[(row, reason)]).
+    """
+    rejects: list[tuple[int, str]] = []
+    # Coordinates: one assign() per CRS, as on the column route.
+    coord = [k for k, it in enumerate(intakes) if it.data.location.lon is not None]
+    by_coords, why = locate_points(reports.index, np.array([intakes[k].data.location.lon for k in coord], "f8"),
+                                   np.array([intakes[k].data.location.lat for k in coord], "f8"),
+                                   pa.array([intakes[k].data.location.crs for k in coord], pa.string()))
+    why = why.to_pylist()
+    at_coord = dict(zip(coord, range(len(coord))))
+    kept: list[Intake] = []
+    take: list[int] = []  # per kept intake: its row in by_coords, or len(by_coords) + its place in geocoded
+    how: list[tuple[str, float]] = []  # per kept intake: geocode method and confidence
+    geocoded: list[Located] = []
+    by_address: dict[str, Located] = {}
+    ticked = 0
     for k, it in enumerate(intakes):
-        if it.row in rejected_rows:
+        if progress and k - ticked == 1000:
+            progress(1000)
+            ticked = k
+        j = at_coord.get(k)
+        if j is not None and why[j] is not None:
+            rejects.append((it.row, why[j]))
             continue
         d = it.data
-        created = d.created_at or now
         if d.category not in reports.category_codes:
             rejects.append((it.row, f"unknown category {d.category!r}"))
             continue
-        try:
-            if k in located:
-                r = located[k]
-                zone = r.zone_id if r.status in IN_ZONE else None
-                lon, lat, method, conf = r.lon_wgs84, r.lat_wgs84, "coordinates", 1.0
-                review = zone is None
-                note = None if zone else f"outside every zone; nearest {r.nearest_zone_id} at {r.distance_m:.0f} m"
-                if r.status == "snapped":
-                    note = f"attached to nearest zone {zone} ({r.distance_m:.0f} m outside)"
-                village = r.village_code if zone else None
-            else:
-                key = d.location.address
-                if key is not None and key in addr_cache:
-                    loc = addr_cache[key]
-                else:
-                    loc = reports.locate(d.location, at=created)
-                    if key is not None:
-                        addr_cache[key] = loc
-                lon, lat, method, conf, review, note = loc.lon, loc.lat, loc.method, loc.confidence, loc.needs_review, loc.note
-                zone, village = loc.zone_id, loc.village_code
-        except ReportError as exc:
-            rejects.append((it.row, str(exc)))
-            continue
-        ck = (zone, local_day(created))  # the roster's day: Dongguan's calendar, whatever the input's offset
-        if ck not in chief_cache:
-            chief_cache[ck] = reports._chief(zone, created)
-        chief = chief_cache[ck]
-        hist = it.history or ([{"status": "new", "at": created}] + ([{"status": "assigned", "at": created}] if zone else []))
-        if not zone:
-            hist = [h for h in hist if h["status"] in ("new", "rejected", "duplicate")]
-        err = _check_history(hist)
+        if j is None:  # service code or address: geocoded one by one
+            key = d.location.address
+            loc = by_address.get(key) if key is not None else None
+            if loc is None:
+                try:
+                    loc = reports.locate(d.location)
+                except ReportError as exc:
+                    rejects.append((it.row, str(exc)))
+                    continue
+                if key is not None:
+                    by_address[key] = loc
+            j = len(coord) + len(geocoded)
+            geocoded.append(loc)
+            how.append((loc.method, loc.confidence))
+        else:
+            how.append(("coordinates", 1.0))
+        kept.append(it)
+        take.append(j)
+    if progress and len(intakes) > ticked:
+        progress(len(intakes) - ticked)
+
+    placed = Placed.concat([by_coords, Placed.of(geocoded)]) if geocoded else by_coords
+    placed = placed.take(np.array(take, np.int64))
+    data = [it.data for it in kept]
+    created = [d.created_at or now for d in data]
+    got = intake(placed, pa.array(created, TS), reports.index.roster, actor)
+    status, updated, events, ok = _given_histories(kept, got, placed.in_zone, created, actor, rejects)
+    table = pa.table({
+        "row": pa.array([it.row for it in kept], pa.int64()),
+        "created_at": pa.array(created, TS), "updated_at": pa.array(updated, TS),
+        "source": pa.array([d.source for d in data], pa.string()),
+        "category": pa.array([d.category for d in data], pa.string()),
+        "description": pa.array([d.description for d in data], pa.string()),
+        "location_input": pa.array([json.dumps(_as_received(d.location), ensure_ascii=False) for d in data],
+                                   pa.string()),
+        "lon": placed.lon, "lat": placed.lat,
+        "geocode_method": pa.array([m for m, _ in how], pa.string()),
+        "geocode_confidence": pa.array([c for _, c in how], pa.float64()),
+        "needs_review": got.needs_review, "review_note": got.review_note, "zone_id": got.zone_id,
+        "village_code": got.village_code, "chief_id": got.chief_id, "status": pa.array(status, pa.string()),
+        "reporter_name": pa.array([d.reporter.name if d.reporter else None for d in data], pa.string()),
+        "reporter_phone": pa.array([d.reporter.phone if d.reporter else None for d in data], pa.string()),
+        "photo_url": pa.array([d.photo_url for d in data], pa.string()),
+        "idempotency_key": pa.array([d.idempotency_key for d in data], pa.string()),
+    })
+    if not ok.all():  # given histories that cannot be: drop those reports and their events
+        report = events["report"].to_numpy()
+        keep = ok[report]
+        events = events.filter(pa.array(keep)).set_column(0, "report", pa.array((np.cumsum(ok) - 1)[report[keep]]))
+        table = table.filter(pa.array(ok))
+    return table, events, rejects
+
+
+def _given_histories(kept: list[Intake], got: Intaken, in_zone: np.ndarray, created: list, actor: str,
+                     rejects: list) -> tuple[list, list, pa.Table, np.ndarray]:
+    """Status, updated_at and events of each report, where an intake gives its own history (zonechief.demo).
+
+    Returns (status, updated_at, events, ok: the history is possible); rejects get the others.
+    """
+    status, updated = cast(pa.Array, got.status).to_pylist(), list(created)
+    events = cast(pa.Table, got.events)
+    ok = np.ones(len(kept), bool)
+    given = [i for i, it in enumerate(kept) if it.history]
+    if not given:
+        return status, updated, events, ok
+    ev: list[tuple] = []
+    for i in given:
+        hist = kept[i].history or []
+        hist = hist if in_zone[i] else zoneless(hist)
+        err = history_problem(hist)
         if err:
-            rejects.append((it.row, err))
+            rejects.append((kept[i].row, err))
+            ok[i] = False
             continue
-        rows.append({
-            "row": it.row, "created_at": created, "updated_at": hist[-1]["at"], "source": d.source, "category": d.category,
-            "description": d.description, "location_input": _as_received(d.location), "geocode_method": method,
-            "geocode_confidence": float(conf), "needs_review": bool(review), "review_note": note, "zone_id": zone,
-            "village_code": village, "chief_id": chief, "status": hist[-1]["status"],
-            "reporter_name": d.reporter.name if d.reporter else None,
-            "reporter_phone": d.reporter.phone if d.reporter else None, "photo_url": d.photo_url,
-            "idempotency_key": d.idempotency_key, "lon": lon, "lat": lat,
-        })
-        events.append([{"status": h["status"], "at": h["at"], "actor": actor if j == 0 else "system", "note": None}
-                       for j, h in enumerate(hist)])
-        if progress and (k + 1) % 1000 == 0:
-            progress(1000)
-    if progress and len(intakes) % 1000:
-        progress(len(intakes) % 1000)
-    return rows, events, rejects
-
-
-class _Loc(NamedTuple):
-    status: str
-    problem: str | None
-    zone_id: str | None
-    nearest_zone_id: str | None
-    distance_m: float
-    village_code: str | None
-    lon_wgs84: float
-    lat_wgs84: float
+        status[i], updated[i] = hist[-1]["status"], hist[-1]["at"]
+        ev += [(i, h["status"], h["at"], actor if j == 0 else "system") for j, h in enumerate(hist)]
+    mine = np.zeros(len(kept), bool)
+    mine[given] = True
+    events = events.filter(pa.array(~mine[events["report"].to_numpy()]))
+    report, st, at, who = zip(*ev) if ev else ((), (), (), ())
+    events = pa.concat_tables([events, pa.table({
+        "report": pa.array(report, pa.int64()), "status": pa.array(st, pa.string()), "at": pa.array(at, TS),
+        "actor": pa.array(who, pa.string()), "note": pa.nulls(len(ev), pa.string())})])
+    order = np.argsort(events["report"].to_numpy(), kind="stable")  # stable: each history keeps its order
+    return status, updated, events.take(pa.array(order)), ok
 
 
 def _as_received(loc: Location) -> dict:
@@ -261,39 +270,7 @@ def _as_received(loc: Location) -> dict:
     return loc.as_received()
 
 
-def _check_history(hist: list[dict]) -> str | None:
-    if not hist or hist[0]["status"] != "new":
-        return "history must start with status new"
-    for a, b in zip(hist, hist[1:]):
-        if b["status"] not in TRANSITIONS[a["status"]]:
-            return f"invalid status change {a['status']} → {b['status']}"
-        if b["at"] < a["at"]:
-            return "history times must not go backwards"
-    return None
-
-
 # ------------------------------------------------------------------ batches: reports and events as columns
-BATCH_TYPES = {"row": pa.int64(), "created_at": TS, "updated_at": TS, "lon": pa.float64(), "lat": pa.float64(),
-               "geocode_confidence": pa.float64(), "needs_review": pa.bool_()}
-
-
-def batch_from_rows(rows: list[dict], events: list[list[dict]]) -> tuple[pa.Table, pa.Table]:
-    """The per-row route's output as a batch: a report table and an event table (column "report")."""
-    names = ["row", *(c for c in REPORT_COLS if c not in ("id", "geom")), "lon", "lat"]
-    cols = {}
-    for c in names:
-        v = [r[c] for r in rows]
-        if c == "location_input":
-            v = [json.dumps(x, ensure_ascii=False) for x in v]
-        cols[c] = pa.array(v, BATCH_TYPES.get(c, pa.string()))
-    report = [i for i, evs in enumerate(events) for _ in evs]
-    flat = [e for evs in events for e in evs]
-    ev = {"report": pa.array(report, pa.int64())}
-    for c in EVENT_COLS[1:]:
-        ev[c] = pa.array([e[c] for e in flat], TS if c == "at" else pa.string())
-    return pa.table(cols), pa.table(ev)
-
-
 @dataclass
 class Part:
     """Candidate reports from one route: their source rows (ascending), and how to build some of them.
@@ -370,146 +347,27 @@ class Batch:
 
 
 # ------------------------------------------------------------------ writing
-CHUNK = 50_000  # rows per COPY message: bounded memory, and the encoding overlaps the server's work
-FIRST_CHUNK = 5_000  # a small first window: the server starts storing sooner
-REBUILD_MIN = 10_000  # smaller imports never take the exclusive lock
-
-
 def write(reports: Reports, batch: Batch, rebuild_indexes: bool | None = None,
           progress: Callable[[int], None] | None = None) -> list[int]:
     """Insert a batch and its events in one transaction; returns the new ids, in batch order.
 
-    On PostGIS this is a binary COPY. `rebuild_indexes` (None: when the batch has at least
-    REBUILD_MIN rows and at least as many as the table) drops the indexes and constraints
-    for the load and builds them again before commit, holding an exclusive lock on reports
-    and report_events meanwhile. Ids are taken for every candidate up front; the ones rows
-    rejected on the way leave gaps, as a rolled-back insert does. `progress` gets the
-    source rows each window settles that were not counted while being prepared.
+    store.bulk_write does it: binary COPY on PostGIS, where `rebuild_indexes` (None: for a
+    load that at least doubles the table) drops and rebuilds the indexes under an exclusive
+    lock; executemany on SQLite. `progress` gets the source rows each window settles that
+    were not counted while being prepared.
     """
-    n = batch.max_rows
-    if n == 0:
-        return []
-    db = reports.db
-    with db.engine.begin() as conn:
-        if db.dialect == "postgresql":
-            raw = conn.connection.driver_connection  # psycopg 3 connection, same transaction
-            with raw.cursor() as cur:
-                if rebuild_indexes is None:
-                    rebuild_indexes = n >= REBUILD_MIN and n >= pg_bulk.estimated_rows(cur, "reports")
-                ctx = pg_bulk.indexes_rebuilt(cur, ["reports", "report_events"]) if rebuild_indexes else nullcontext()
-                with ctx:
-                    ids = _new_ids(cur, "reports", n, locked=bool(rebuild_indexes))
-                    # A window's reports, then its events: the server stores window k while
-                    # a thread builds and encodes window k+1.
-                    for data, ev, advance in _ahead(_pg_windows(batch, ids)):
-                        pg_bulk.copy_encoded(cur, "reports", REPORT_COLS, [data])
-                        names = EVENT_COLS
-                        if rebuild_indexes:  # explicit ids: no nextval() per row
-                            ev = [pa.array(_new_ids(cur, "report_events", len(ev[0]), locked=True), pa.int32()), *ev]
-                            names = ["id", *EVENT_COLS]
-                        pg_bulk.copy_columns(cur, "report_events", names, [ev])
-                        if progress:
-                            progress(advance)
-            return ids[:batch.built].tolist()
-        start = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM reports")).scalar_one() + 1
-        cur = conn.connection.driver_connection.cursor()  # sqlite3, same transaction
-        for a, t, e, advance in batch.chunks(CHUNK):
-            ids = pa.array(np.arange(start + a, start + a + t.num_rows))
-            cols = {"id": ids, "geom": _wkb_points(t["lon"].to_numpy(zero_copy_only=False),
-                                                   t["lat"].to_numpy(zero_copy_only=False))}
-            _insert_rows(cur, "reports", REPORT_COLS, [cols[c] if c in cols else t[c] for c in REPORT_COLS])
-            ev = [pc.add(e["report"], start + a)] + [e[c] for c in EVENT_COLS[1:]]
-            _insert_rows(cur, "report_events", EVENT_COLS, ev)
-            if progress:
-                progress(advance)
-    return list(range(start, start + batch.built))
-
-
-def _wkb_points(x: np.ndarray, y: np.ndarray) -> list:
-    """WKB per point (None where x is NaN): how gis.store.types.Geom stores geometry on SQLite."""
-    out = np.full(len(x), None, object)
-    ok = ~np.isnan(x)
-    out[ok] = shapely.to_wkb(shapely.points(x[ok], y[ok]))
-    return out.tolist()
-
-
-def _insert_rows(cur, table: str, names: list[str], columns: list) -> None:
-    """executemany on SQLite with values stored as the ORM's types store them (see gis.store.types)."""
-    values = []
-    for c in columns:
-        if isinstance(c, (pa.Array, pa.ChunkedArray)) and pa.types.is_timestamp(c.type):
-            c = pc.strftime(c, format="%Y-%m-%d %H:%M:%S")  # UTC, with .ffffff: SQLAlchemy's SQLite format
-        values.append(c.to_pylist() if isinstance(c, (pa.Array, pa.ChunkedArray)) else c)
-    if values and len(values[0]):
-        cur.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                        list(zip(*values)))
-
-
-def _pg_windows(batch: Batch, ids: np.ndarray):
-    """(reports as binary COPY data, event columns with report ids, progress advance) per window."""
-    for a, t, e, advance in batch.chunks(CHUNK, FIRST_CHUNK):
-        b = a + t.num_rows
-        lon = t["lon"].to_numpy(zero_copy_only=False)
-        lat = t["lat"].to_numpy(zero_copy_only=False)
-        cols = {"id": pa.array(ids[a:b], pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326)}
-        data = pg_bulk.encode([cols[c] if c in cols else t[c].combine_chunks() for c in REPORT_COLS])
-        events = [pa.array(ids[a + e["report"].to_numpy()], pa.int32()),
-                  *(e[c].combine_chunks() for c in EVENT_COLS[1:])]
-        yield data, events, advance
-
-
-def _ahead(iterable):
-    """The items of `iterable`, each next one computed in a thread while the caller uses the current one."""
-    it = iter(iterable)
-    end = object()
-    with ThreadPoolExecutor(1) as pool:
-        nxt = pool.submit(next, it, end)
-        while (item := nxt.result()) is not end:
-            nxt = pool.submit(next, it, end)
-            yield item
-
-
-def _new_ids(cur, table: str, n: int, locked: bool) -> np.ndarray:
-    if n == 0:
-        return np.zeros(0, np.int64)
-    seq = f"pg_get_serial_sequence('{table}', 'id')"
-    if locked:  # nobody else can insert into the table now: take the whole range in one step
-        cur.execute(f"SELECT setval({seq}, nextval({seq}) + %s - 1)", (n,))
-        last = cur.fetchone()[0]
-        return np.arange(last - n + 1, last + 1, dtype=np.int64)
-    cur.execute(f"SELECT nextval({seq}) FROM generate_series(1, %s)", (n,))
-    return np.array([r[0] for r in cur.fetchall()], np.int64)
+    return reports.db.bulk_writer.write(batch, rebuild_indexes, progress)
 
 
 # ------------------------------------------------------------------ importing
 def plain_part(reports: Reports, plain: Plain, now: datetime, actor: str) -> Part:
     """Plain rows as a part: each window is located, checked and built when the writer asks for it."""
     def build(i0, i1):
-        loc, bad = locate_plain(reports, plain.slice(i0, i1), now)
-        table, events = build_plain(reports, loc, actor)
+        loc, bad = locate_plain(reports.index, reports.category_codes, plain.slice(i0, i1), now)
+        table, events = build_plain(reports.index.roster, loc, actor)
         return table, events, [(pos + 1, reason) for pos, reason in bad]
 
     return Part(plain.pos + 1, build, counted=False)
-
-
-def _stored_keys(db, keys: pa.Array) -> pa.Array:
-    """Which of `keys` are already stored (idempotency)."""
-    if not len(keys):
-        return pa.array([], pa.string())
-    if db.dialect == "postgresql":
-        # COPY the keys into a temporary table and join: no parameter, no round trip per key
-        with db.engine.begin() as conn, conn.connection.driver_connection.cursor() as cur:
-            cur.execute("CREATE TEMPORARY TABLE zc_import_keys (key text) ON COMMIT DROP")
-            pg_bulk.copy_columns(cur, "zc_import_keys", ["key"], [[keys]])
-            cur.execute("SELECT r.idempotency_key FROM zc_import_keys k JOIN reports r ON r.idempotency_key = k.key")
-            return pa.array([r[0] for r in cur.fetchall()], pa.string())
-    found: list[str] = []
-    names = keys.to_pylist()
-    with db.engine.connect() as conn:
-        for i in range(0, len(names), 5000):
-            found += conn.execute(select(Report.idempotency_key)
-                                  .where(Report.idempotency_key.in_(names[i:i + 5000]))).scalars().all()
-    return pa.array(found, pa.string())
 
 
 def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], rejects: list[tuple[int, str]],
@@ -533,9 +391,9 @@ def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], reject
         rest = (uniques.slice(0, 0) if uniques.equals(asked)
                 else pc.filter(uniques, pc.invert(pc.is_in(uniques, asked))))
         if len(rest):
-            stored = pa.concat_arrays([stored, _stored_keys(reports.db, rest)])
+            stored = pa.concat_arrays([stored, reports.db.bulk_writer.stored_keys(rest)])
     else:
-        stored = _stored_keys(reports.db, uniques)
+        stored = reports.db.bulk_writer.stored_keys(uniques)
     first = np.ones(len(codes), bool)  # a code's first row: higher than every code before it
     first[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
     first_row = rows[order[first]]
@@ -555,9 +413,9 @@ def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], reject
     if plain is not None and len(plain.pos):
         parts.append(plain_part(reports, plain.subset(~drop[:len(p_rows)]), now, actor))
     todo = [it for it, d in zip(intakes, drop[len(p_rows):]) if not d]
-    r_rows, r_events, bad = prepare(reports, todo, actor, now, progress)
+    table, events, bad = prepare(reports, todo, actor, now, progress)
     rejects.extend(bad)
-    parts.append(rows_part(*batch_from_rows(r_rows, r_events)))
+    parts.append(rows_part(table, events))
     batch = Batch(parts)
     res.ids = write(reports, batch, rebuild_indexes, progress)
     rejects.extend(batch.rejects)
@@ -576,21 +434,19 @@ def import_intakes(reports: Reports, intakes: list[Intake], pre_rejects: list[tu
     return res, sorted(rejects)
 
 
-COLUMNAR = True  # plain rows as columns; False sends every row through the per-row route (tests compare)
-
-
 def import_file(reports: Reports, path: str | Path, rejects_path: str | Path | None = None, crs: str | None = None,
                 actor: str = "import", progress=None, rebuild_indexes: bool | None = None,
-                now: datetime | None = None) -> ImportResult:
+                now: datetime | None = None, columnar: bool = True) -> ImportResult:
     """Import a CSV / GeoJSON / GeoParquet of reports. Bad rows go to `rejects_path` with a reason.
 
-    `now` stands in for rows without created_at (default: the time of the import).
+    `now` stands in for rows without created_at (default: the time of the import). `columnar`
+    False sends every row through the per-row route (tests and benchmarks compare the two).
     """
     path = Path(path)
     table, xs, ys, file_crs = read_table(path)
     with ThreadPoolExecutor(1) as pool:  # the database looks up the file's keys while the rows are checked
         res, rejects = _import_table(reports, table, xs, ys, file_crs, crs, actor, progress, rebuild_indexes, now,
-                                     pool.submit(_prefetch_keys, reports.db, table))
+                                     pool.submit(_prefetch_keys, reports.db, table), columnar)
     if rejects:
         rp = Path(rejects_path) if rejects_path else path.with_name(path.stem + ".rejects.csv")
         out = table.iloc[[r - 1 for r, _ in rejects]].copy()
@@ -605,11 +461,12 @@ def _prefetch_keys(db, table: pd.DataFrame) -> tuple[pa.Array, pa.Array]:
     """(the file's distinct idempotency keys as cleaned, those already stored)."""
     keys = text_column(table, "idempotency_key")  # None if not text: the per-row route reads those
     keys = pc.unique(keys).drop_null() if keys is not None else pa.array([], pa.string())
-    return keys, _stored_keys(db, keys)
+    return keys, db.bulk_writer.stored_keys(keys)
 
 
-def _import_table(reports, table, xs, ys, file_crs, crs, actor, progress, rebuild_indexes, now, prefetched):
-    if COLUMNAR:
+def _import_table(reports, table, xs, ys, file_crs, crs, actor, progress, rebuild_indexes, now, prefetched,
+                  columnar):
+    if columnar:
         plain, doubtful = plain_rows(table, xs, ys, crs, file_crs)
     else:
         plain, doubtful = None, np.arange(len(table))

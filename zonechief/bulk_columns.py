@@ -4,35 +4,31 @@ A *plain* row gives its location as lon/lat and every field in a form whose
 validation is unambiguous: ASCII numbers, a known source, a 1–5 digit category,
 lengths within ReportIn's limits, an ISO 8601 created_at with an offset. Such rows
 are checked and located a column at a time. Every other row is *doubtful* and goes
-through the per-row route (pydantic ReportIn, gis.bulk.prepare), which gives the
-exact reasons for rejects. Both routes store the same thing for the same row
+through the per-row route (pydantic ReportIn, zonechief.bulk.prepare), which gives the
+exact reasons for rejects. Both routes locate with zonechief.intake.locate_points and
+assign with zonechief.intake.intake, so they store the same thing for the same row
 (tests/test_bulk_columns.py checks this against the per-row route, with hypothesis).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gis.crs import UnknownCRSError, normalize_crs
-from gis.lookup import IN_ZONE
+from zonechief.intake import TS, Placed, intake, locate_points
 from zonechief.reports import Location, Reporter, ReportIn
-from gis.localtime import LOCAL
-from store.models import SOURCES
+from zonechief.workflow import SOURCES
 
 # What str.strip() removes: every code point for which str.isspace() is true.
 WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 CREATED_AT = (r"^(?P<wall>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?P<frac>\.[0-9]{1,6})?"
               r"(?P<off>Z|[+-][01][0-9]:[0-5][0-9])$")
-LOCAL_OFFSET_US = LOCAL.utcoffset(None) // timedelta(microseconds=1)  # roster days are Dongguan days
-DAY_US = 86400 * 10**6
-TS = pa.timestamp("us", tz="UTC")
 
 
 def _constraint(model, field: str, name: str):
@@ -63,12 +59,13 @@ class Plain:
     idempotency_key: pa.Array
     created_at: pa.Array  # timestamp[us, UTC]; null: the import's "now"
 
-
     def subset(self, keep: np.ndarray) -> "Plain":
+        """The rows where `keep` is True."""
         take = pa.array(np.flatnonzero(keep))
         return Plain(**{f: (v[keep] if isinstance(v, np.ndarray) else v.take(take)) for f, v in vars(self).items()})
 
     def slice(self, i0: int, i1: int) -> "Plain":
+        """Rows i0..i1 (zero-copy)."""
         return Plain(**{f: (v[i0:i1] if isinstance(v, np.ndarray) else v.slice(i0, i1 - i0))
                         for f, v in vars(self).items()})
 
@@ -116,7 +113,7 @@ def plain_rows(table: pd.DataFrame, xs: np.ndarray | None, ys: np.ndarray | None
     lon = np.full(n, np.nan)
     lat = np.full(n, np.nan)
     from_geom = np.isfinite(xs) if xs is not None else np.zeros(n, bool)
-    if xs is not None:
+    if xs is not None and ys is not None:
         lon[from_geom], lat[from_geom] = xs[from_geom], ys[from_geom]
     numbers = pc.and_(pc.match_substring_regex(cols["lon"], NUMBER), pc.match_substring_regex(cols["lat"], NUMBER))
     numbers = _np(pc.fill_null(numbers, False)) & ~from_geom
@@ -191,38 +188,22 @@ def _timestamps(a: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 # ------------------------------------------------------------------ locating and assigning
 @dataclass
-class Located:
-    """Plain rows that passed locating, with what the per-chunk build needs."""
+class LocatedPlain:
+    """Plain rows that passed locating, with what the per-window build needs."""
     p: Plain
-    a: dict[str, pa.Array]  # assign()'s columns
-    in_zone: np.ndarray
-    snapped: np.ndarray
+    placed: Placed
     created: pa.Array  # timestamp[us, UTC], the import's "now" filled in
 
 
-def locate_plain(reports, p: Plain, now: datetime) -> tuple[Located, list[tuple[int, str]]]:
+def locate_plain(index, category_codes, p: Plain, now: datetime) -> tuple[LocatedPlain, list[tuple[int, str]]]:
     """Locate plain rows (one assign() per CRS) and reject what the per-row route would reject.
 
     Returns (the accepted rows, rejects[(0-based position, reason)]).
     """
     n = len(p.pos)
-    located, crs_errors = [], {}
-    crs_codes = pc.dictionary_encode(p.crs)
-    code = _np(crs_codes.indices)
-    for k, name in enumerate(crs_codes.dictionary.to_pylist()):
-        rows = np.flatnonzero(code == k)
-        try:
-            c = normalize_crs(name)
-        except UnknownCRSError as exc:
-            crs_errors[k] = str(exc)
-            continue
-        located.append((rows, _assigned(reports.index.assign(p.lon[rows], p.lat[rows], crs=c))))
-    a = _located_columns(located, n)
-    reason = pc.if_else(pc.equal(a["status"], "invalid"), a["problem"], pa.scalar(None, pa.string()))
-    for k, msg in crs_errors.items():
-        reason = pc.if_else(pa.array(code == k), msg, reason)
+    placed, reason = locate_points(index, p.lon, p.lat, p.crs)
     # The per-row route checks the catalogue after the coordinates.
-    unknown = ~_np(pc.is_in(p.category, pa.array(sorted(reports.category_codes)))) & _np(reason.is_null())
+    unknown = ~_np(pc.is_in(p.category, pa.array(sorted(category_codes)))) & _np(reason.is_null())
     if unknown.any():
         msgs = np.full(n, None, object)
         cats = p.category.to_pylist()
@@ -232,92 +213,36 @@ def locate_plain(reports, p: Plain, now: datetime) -> tuple[Located, list[tuple[
     bad = _np(reason.is_valid())
     rejects = list(zip(p.pos[bad].tolist(), pc.filter(reason, pa.array(bad)).to_pylist()))
     if bad.any():
-        take = pa.array(np.flatnonzero(~bad))
-        a = {c: v.take(take) for c, v in a.items()}
+        placed = placed.take(np.flatnonzero(~bad))
         p = p.subset(~bad)
     now_us = int(pd.Timestamp(now).tz_convert("UTC").value // 1000)
-    return Located(p=p, a=a, in_zone=_np(pc.is_in(a["status"], pa.array(IN_ZONE))),
-                   snapped=_np(pc.equal(a["status"], "snapped")),
-                   created=pc.fill_null(p.created_at, pa.scalar(now_us, pa.int64()).cast(TS))), rejects
+    return LocatedPlain(p=p, placed=placed,
+                        created=pc.fill_null(p.created_at, pa.scalar(now_us, pa.int64()).cast(TS))), rejects
 
 
-def build_plain(reports, loc: Located, actor: str) -> tuple[pa.Table, pa.Table]:
-    """Report and event tables (gis.bulk's batch columns) for located plain rows.
+def build_plain(roster, loc: LocatedPlain, actor: str) -> tuple[pa.Table, pa.Table]:
+    """Report and event tables (zonechief.bulk's batch columns) for located plain rows.
 
     Events refer to their report by position in the returned table ("report").
     """
-    p, a, in_zone, snapped, created = loc.p, loc.a, loc.in_zone, loc.snapped, loc.created
+    p, created = loc.p, loc.created
     m = len(p.pos)
-    no_str = pa.scalar(None, pa.string())
-    zone = pc.if_else(pa.array(in_zone), a["zone_id"], no_str)
-    d = pc.fill_null(a["distance_m"], 0.0)
-    d = pc.if_else(pc.is_finite(d), d, 0.0)  # only outside and snapped rows use it; they always have one
-    metres = pc.cast(pc.round(d, round_mode="half_to_even"), pa.int64()).cast(pa.string())  # f"{d:.0f}"
-    notes = pc.if_else(
-        pa.array(snapped),
-        pc.binary_join_element_wise("attached to nearest zone ", zone, " (", metres, " m outside)", ""),
-        pc.binary_join_element_wise("outside every zone; nearest ", a["nearest_zone_id"], " at ", metres, " m", ""))
-    notes = pc.if_else(pa.array(in_zone & ~snapped), no_str, notes)
+    got = intake(loc.placed, created, roster, actor)
     table = pa.table({
         "row": pa.array(p.pos + 1, pa.int64()),
         "created_at": created, "updated_at": created,
         "source": p.source, "category": p.category,
         "description": p.description,
         "location_input": _location_json(p.lon, p.lat, p.crs),
-        "lon": a["lon_wgs84"], "lat": a["lat_wgs84"],
+        "lon": loc.placed.lon, "lat": loc.placed.lat,
         "geocode_method": pa.repeat(pa.scalar("coordinates"), m),
-        "geocode_confidence": pa.array(np.ones(m)), "needs_review": pa.array(~in_zone),
-        "review_note": notes, "zone_id": zone,
-        "village_code": pc.if_else(pa.array(in_zone), a["village_code"], no_str),
-        "chief_id": _chiefs(reports, zone, _np(created.cast(pa.int64()))),
-        "status": pc.if_else(pa.array(in_zone), "assigned", "new"),
+        "geocode_confidence": pa.array(np.ones(m)), "needs_review": got.needs_review,
+        "review_note": got.review_note, "zone_id": got.zone_id, "village_code": got.village_code,
+        "chief_id": got.chief_id, "status": got.status,
         "reporter_name": p.reporter_name, "reporter_phone": p.reporter_phone,
         "photo_url": p.photo_url, "idempotency_key": p.idempotency_key,
     })
-    # History: "new" by the importer, then "assigned" by the system where a zone took it.
-    report = np.concatenate([np.arange(m), np.flatnonzero(in_zone)])
-    order = np.argsort(report, kind="stable")
-    first = pa.array(order < m)  # the first m entries are the "new" events
-    events = pa.table({
-        "report": pa.array(report[order], pa.int64()),
-        "status": pc.if_else(first, "new", "assigned"),
-        "at": created.take(pa.array(report[order])),
-        "actor": pc.if_else(first, actor, "system"),
-        "note": pa.nulls(len(report), pa.string()),
-    })
-    return table, events
-
-
-TEXT_OUT = ("status", "problem", "zone_id", "nearest_zone_id", "village_code")
-NUMBER_OUT = ("distance_m", "lon_wgs84", "lat_wgs84")
-
-
-def _assigned(df: pd.DataFrame) -> dict[str, pa.Array]:
-    """The assign() columns locating needs, as Arrow (its Categoricals decoded to strings)."""
-    out = {}
-    for c in TEXT_OUT:
-        cat = df[c].array
-        codes = np.asarray(cat.codes)
-        out[c] = pa.array(np.asarray(cat.categories, object), pa.string()).take(pa.array(codes, mask=codes < 0))
-    for c in NUMBER_OUT:
-        out[c] = pa.array(df[c].to_numpy(), from_pandas=True)  # NaN → null
-    return out
-
-
-def _located_columns(parts: list[tuple[np.ndarray, dict[str, pa.Array]]], n: int) -> dict[str, pa.Array]:
-    """The (rows, columns) of each CRS's assign() as columns for all n rows, in row order.
-
-    Rows no CRS could read get nulls.
-    """
-    if len(parts) == 1 and len(parts[0][0]) == n:  # one CRS for all: rows are 0..n-1 already
-        return parts[0][1]
-    if not parts:
-        return {**{c: pa.nulls(n, pa.string()) for c in TEXT_OUT}, **{c: pa.nulls(n, pa.float64()) for c in NUMBER_OUT}}
-    at = np.concatenate([rows for rows, _ in parts])
-    where = np.full(n, -1, np.int64)
-    where[at] = np.arange(len(at))
-    idx = pa.array(where, mask=where < 0)
-    return {c: pa.concat_arrays([cols[c] for _, cols in parts]).take(idx) for c in (*TEXT_OUT, *NUMBER_OUT)}
+    return table, got.events
 
 
 def _location_json(lon: np.ndarray, lat: np.ndarray, crs: pa.Array) -> pa.Array:
@@ -338,18 +263,3 @@ def _location_json(lon: np.ndarray, lat: np.ndarray, crs: pa.Array) -> pa.Array:
     quoted = pa.array([json.dumps(c, ensure_ascii=False) for c in codes.dictionary.to_pylist()], pa.string())
     return pc.binary_join_element_wise('{"lon": ', numbers(lon), ', "lat": ', numbers(lat), ', "crs": ',
                                        quoted.take(codes.indices), "}", "")
-
-
-def _chiefs(reports, zone: pa.Array, created_us: np.ndarray) -> pa.Array:
-    """The chief in force for each (zone, local day), asking the roster once per distinct pair."""
-    out = np.full(len(zone), None, object)
-    has = _np(zone.is_valid())
-    if has.any():
-        z = pc.dictionary_encode(pc.filter(zone, pa.array(has)))
-        zones, zcode = z.dictionary.to_pylist(), _np(z.indices).astype(np.int64)
-        day = (created_us[has] + LOCAL_OFFSET_US) // DAY_US
-        _, first, inverse = np.unique(zcode * (1 << 32) + (day - day.min()), return_index=True, return_inverse=True)
-        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-        found = [reports._chief(zones[zcode[i]], epoch + timedelta(microseconds=int(day[i]) * DAY_US)) for i in first]
-        out[np.flatnonzero(has)] = np.asarray(found + [None], object)[:-1][inverse]
-    return pa.array(out, pa.string())

@@ -13,16 +13,20 @@ def _fail(msg: str):
     raise click.ClickException(msg)
 
 
-def _at(value: str | None):
-    """--at as a datetime, or a clear error instead of a pandas traceback."""
+def _at(value: str | None, name: str = "--at", end: bool = False):
+    """A date/time option under the one time rule (gis.localtime), or a clear error instead of a traceback.
+
+    A bare date is that day in Asia/Shanghai (with `end`, the whole day is included); a date-time
+    without an offset is Asia/Shanghai wall time.
+    """
     if value is None:
         return None
-    from datetime import datetime
+    from gis.localtime import TimeInputError, parse_instant
 
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        _fail(f"--at {value!r} is not an ISO 8601 date or time (e.g. 2025-07-01)")
+        return parse_instant(value, end=end, name=name)
+    except TimeInputError as exc:
+        _fail(str(exc))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,8 +74,8 @@ def _reports_service():
 def _seed_if_empty(reports, n: int):
     from sqlalchemy import func, select
 
-    from zonechief.bulk import seed_demo
     from store.models import Report
+    from zonechief.bulk import seed_demo
 
     with reports.db.sessions() as s:
         have = s.scalar(select(func.count()).select_from(Report))
@@ -231,8 +235,8 @@ def _actor(actor: str | None) -> str:
 
 def _import_reference(actor, dry_run, **files):
     """Validate and replace reference data in the store, in one transaction with an audit entry."""
-    from zonechief.services import Services
     from zonechief.reference import ImportRejected, import_reference
+    from zonechief.services import Services
 
     services = Services()
     try:
@@ -402,8 +406,9 @@ def db_upgrade():
               help="Inline every script and stylesheet: one file that opens from disk with no network")
 @click.option("--static-url", default=None,
               help="Where the page loads its scripts (default: copied next to FILE in zonechief_static/)")
-@click.option("--since", default=None, help="Reports from this date or time (ISO 8601; Asia/Shanghai if no zone)")
-@click.option("--until", default=None, help="Reports before this date or time")
+@click.option("--since", default=None, help="Reports from this date or time (ISO 8601; a date is that day in "
+                                            "Asia/Shanghai, a time without an offset Asia/Shanghai wall time)")
+@click.option("--until", default=None, help="Reports before this date or time; a date includes that day")
 @click.option("--category", multiple=True, help="GB/T 47678.5 code, e.g. 06010 (repeatable)")
 @click.option("--status", multiple=True, help="Report status, e.g. assigned (repeatable)")
 @click.option("--town", default=None, help="Town name or code, e.g. 企石镇")
@@ -419,9 +424,9 @@ def map_cmd(kind, out, basemap, standalone, static_url, since, until, category, 
     import shutil
     from pathlib import Path
 
-    from zonechief.services import Services
     from maps import BasemapError, MapInputError, ReportFilter, report_heatmap, report_hotspots, zones_map
     from maps.assets import STATIC, standalone_html
+    from zonechief.services import Services
 
     out = Path(out)
     if standalone:
@@ -437,7 +442,8 @@ def map_cmd(kind, out, basemap, standalone, static_url, since, until, category, 
             m = zones_map(svc.index, svc.facilities, basemap=basemap, town=town, at=_at(at), tianditu_key=key,
                           static_url=url)
         else:
-            flt = ReportFilter(since=_at(since), until=_at(until), categories=tuple(category), statuses=tuple(status),
+            flt = ReportFilter(since=_at(since, "--since"), until=_at(until, "--until", end=True),
+                               categories=tuple(category), statuses=tuple(status),
                                town=town, zone_ids=tuple(zone))
             names = dict(zip(svc.categories["code"], svc.categories["name"]))
             if kind == "heatmap":

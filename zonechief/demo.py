@@ -31,11 +31,11 @@ import pandas as pd
 import shapely
 
 from gis.categories import PATH as CATEGORIES_PATH
-from gis.categories import load_categories, normalize_categories as _normalize_categories
+from gis.categories import load_categories
+from gis.categories import normalize_categories as _normalize_categories
 from gis.crs import wgs84_to_gcj02
-from store.models import SOURCES, STATUSES
-
 from gis.localtime import LOCAL as TZ
+from zonechief.workflow import SOURCES, STATUSES
 
 __all__ = ["generate_reports", "load_categories", "SOURCES", "STATUSES", "TRANSITIONS", "CATEGORIES_PATH"]
 
@@ -43,7 +43,7 @@ SOURCE_WEIGHTS = (0.20, 0.45, 0.15, 0.20)
 WECHAT_SHARE = 0.70  # share of "gps" reports sent from WeChat, i.e. in GCJ-02
 PHOTO_SHARE = 0.30
 
-# The forward paths the generator takes: a subset of store.models.TRANSITIONS.
+# The forward paths the generator takes: a subset of zonechief.workflow.TRANSITIONS.
 TRANSITIONS = {
     "new": {"assigned", "rejected", "duplicate"},
     "assigned": {"in_progress", "rejected", "duplicate"},
@@ -381,8 +381,10 @@ def generate_reports(n: int, *, seed: int = 0, now: datetime | None = None, days
         main = np.flatnonzero(codes == TOILET_MAIN_CODE)
         related = np.flatnonzero((pd.Series(codes).str[:2].to_numpy() == TOILET_MAIN_CODE[:2]) & (codes != TOILET_MAIN_CODE))
         pick_main = rng.random(len(toilet_rep)) < TOILET_MAIN_SHARE
-        rw = np.maximum(w[related], 0) + 0.5 if len(related) else None
-        rel_pick = rng.choice(related, size=len(toilet_rep), p=rw / rw.sum()) if len(related) else None
+        rel_pick: np.ndarray | None = None
+        if len(related):
+            rw = np.maximum(w[related], 0) + 0.5
+            rel_pick = rng.choice(related, size=len(toilet_rep), p=rw / rw.sum())
         if len(main) and rel_pick is not None:
             cat[toilet_rep] = np.where(pick_main, main[0], rel_pick)
         elif len(main):

@@ -5,11 +5,13 @@ No HTTP here; api/open311.py serves it.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
-from gis.localtime import LOCAL as CST
-from store.models import OPEN_STATUSES, STATUSES, Report
 from gis.errors import ZonechiefError
+from gis.localtime import LOCAL as CST
+from gis.localtime import is_bare_date, parse_instant
+from store.models import Report
+from zonechief.workflow import OPEN_STATUSES, STATUSES
 
 DEFAULT_WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000
@@ -30,6 +32,7 @@ class Open311Error(ZonechiefError, ValueError):
 
 
 def open311_status(status: str) -> str:
+    """A report status as the spec's open or closed."""
     return "open" if status in OPEN_STATUSES else "closed"
 
 
@@ -45,41 +48,30 @@ def statuses_for(text: str | None) -> list[str] | None:
 
 
 def w3c(dt: datetime) -> str:
+    """An instant as a W3C datetime in Asia/Shanghai time."""
     return dt.astimezone(CST).isoformat(timespec="seconds")
 
 
 def parse_w3c(name: str, text: str, end: bool = False) -> datetime:
-    """A W3C datetime with an offset (or Z), or a bare date taken in Dongguan time.
+    """A W3C datetime with an offset (or Z), or a bare date, under the time rule (gis.localtime).
 
     For an end bound the result is exclusive: a bare date covers that whole day,
-    a datetime includes its own second's instant.
+    a datetime includes its own instant. A bad one raises TimeInputError (a 400).
     """
-    text = text.strip()
-    try:
-        if len(text) == 10:
-            dt = datetime.combine(date.fromisoformat(text), time(), CST)
-            if not EARLIEST <= dt < LATEST:
-                raise Open311Error(400, f"{name}={text!r} is out of range ({EARLIEST.year}–{LATEST.year - 1})")
-            return dt + timedelta(days=1) if end else dt
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise Open311Error(400, f"{name}={text!r} is not a W3C datetime such as 2025-07-01T09:30:00+08:00 or 2025-07-01T01:30:00Z")
-    if dt.tzinfo is None:
-        raise Open311Error(400, f"{name}={text!r} needs a timezone offset or Z, e.g. 2025-07-01T09:30:00+08:00")
-    if not EARLIEST <= dt < LATEST:  # also keeps date arithmetic clear of datetime's limits
-        raise Open311Error(400, f"{name}={text!r} is out of range ({EARLIEST.year}–{LATEST.year - 1})")
-    return dt + timedelta(microseconds=1) if end else dt
+    dt = parse_instant(text, end=end, name=name, require_offset=True)
+    if not EARLIEST <= dt <= LATEST:  # also keeps date arithmetic clear of datetime's limits
+        raise Open311Error(400, f"{name}={text.strip()!r} is out of range ({EARLIEST.year}–{LATEST.year - 1})")
+    return dt + timedelta(microseconds=1) if end and not is_bare_date(text.strip()) else dt
 
 
 def window(start: str | None, end: str | None, now: datetime) -> tuple[datetime, datetime]:
     """[since, until) from start_date/end_date; default the last 90 days; never more than 90 days."""
     since = parse_w3c("start_date", start) if start else None
     until = parse_w3c("end_date", end, end=True) if end else None
-    if since is None and until is None:
-        until = now
     if since is None:
+        until = until or now
         since = until - DEFAULT_WINDOW
-    if until is None:
+    elif until is None:
         until = since + DEFAULT_WINDOW
     if until <= since:
         raise Open311Error(400, "end_date must be after start_date")
@@ -99,6 +91,7 @@ def reporter_name(first: str | None, last: str | None) -> str | None:
 
 
 def latest_note(r: Report) -> str | None:
+    """The newest note in a report's history, as the spec's status_notes."""
     for e in reversed(r.history):
         if e.note:
             return e.note
@@ -135,6 +128,7 @@ def request_view(r: Report, categories: dict[str, str], zone_names: dict[str, st
 
 
 def notice(r: Report) -> str:
+    """The service notice: the zone and chief a request went to, or why it waits for staff."""
     if r.zone_id and r.chief_id:
         return f"Assigned to zone {r.zone_id}, chief {r.chief_id}."
     if r.zone_id:

@@ -18,21 +18,22 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.exc import DataError, IntegrityError
 
-from store import audit
 from gis.boundaries import BoundaryError, load_and_validate
+from gis.errors import ZonechiefError
 from gis.lookup import ZoneIndex, normalize_units
-from gis.roster import REQUIRED as ROSTER_COLUMNS, Roster, RosterError
+from gis.roster import REQUIRED as ROSTER_COLUMNS
+from gis.roster import Roster, RosterError
 from gis.shipped import OVERLAP_TOLERANCE_M2
+from store import audit
 from store.db import Database, _insert, facility_rows, roster_rows, village_rows, zone_rows
 from store.models import Facility, RosterEntry, Village, Zone
-from gis.errors import ZonechiefError
 
 KINDS = ("boundaries", "roster", "facilities")
 MAX_LISTED = 100  # ids listed per change kind in an audit summary; counts are always complete
-# Column widths of the reference tables (gis/store/models.py): checked up front for a clear message.
+# Column widths of the reference tables (store/models.py): checked up front for a clear message.
 ID_LEN, NAME_LEN, PHONE_LEN = 32, 100, 40
 
 
@@ -42,6 +43,8 @@ class ImportRejected(ZonechiefError, ValueError):
 
 @dataclass
 class ImportOutcome:
+    """What an import did (or, on a dry run, would do): kinds, a summary per kind, audit ids, and the data to put in force."""
+
     kinds: list[str]
     summary: dict  # per kind
     dry_run: bool
@@ -95,6 +98,7 @@ def read_boundaries(path, roster: Roster | None, *, id_field: str | None = None,
 
 
 def read_roster(path) -> Roster:
+    """A roster from a CSV file, checked for empty ids, field lengths, date order and duplicate rows; or ImportRejected."""
     try:
         t = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         roster = Roster(t)
@@ -123,6 +127,7 @@ def read_roster(path) -> Roster:
 
 
 def read_facilities(path) -> gpd.GeoDataFrame:
+    """A facilities layer in WGS-84 with text ids, checked (points, ids, service codes, lengths); or ImportRejected."""
     try:
         gdf = gpd.read_file(path, engine="pyogrio")
     except Exception as exc:  # pyogrio raises many types; the admin needs the reason
@@ -181,13 +186,15 @@ def _geom_key(g) -> bytes:
 
 
 def boundaries_summary(old: ZoneIndex, new: ZoneIndex) -> dict:
+    """The audit summary of a boundary change: zone and village counts, and the ids added, removed and changed."""
     z = lambda i: {r.zone_id: (r.name, _geom_key(r.geometry)) for r in i.zones.itertuples()}  # noqa: E731
     u = lambda i: {r.unit_id: (r.zone_id, r.village_name, _geom_key(r.geometry)) for r in i.units.itertuples()}  # noqa: E731
     return {"zones_before": len(old.zones), "zones_after": len(new.zones), "zones": _diff_ids(z(old), z(new)),
             "villages_before": len(old.units), "villages_after": len(new.units), "villages": _diff_ids(u(old), u(new))}
 
 
-def roster_summary(old: Roster | None, new: Roster) -> dict:
+def roster_summary(old: Roster | None, new: Roster | None) -> dict:
+    """The audit summary of a roster change: row counts, people added, removed or changed, and assignments added and removed."""
     def rows(r):
         if r is None:
             return set()
@@ -204,6 +211,7 @@ def roster_summary(old: Roster | None, new: Roster) -> dict:
 
 
 def facilities_summary(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> dict:
+    """The audit summary of a facilities change: counts, and the facility ids added, removed and changed."""
     f = lambda d: {str(r.facility_id): (r.kind, getattr(r, "name", None), r.service_code, r.zone_id, _geom_key(r.geometry))  # noqa: E731
                    for r in d.itertuples()}
     return {"before": len(old), "after": len(new), "facilities": _diff_ids(f(old), f(new))}
@@ -262,9 +270,7 @@ def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFram
 
     try:
         with db.sessions.begin() as s:
-            if db.dialect == "postgresql":
-                # Serializes concurrent imports (also from other processes); readers are not blocked.
-                s.execute(text("LOCK TABLE zones, villages, roster, facilities IN SHARE ROW EXCLUSIVE MODE"))
+            db.reference_repo.lock_for_replace(s)  # concurrent imports wait; readers do not
             if "boundaries" in kinds:
                 s.execute(delete(Village))
                 s.execute(delete(Zone))

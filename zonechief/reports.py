@@ -8,22 +8,22 @@ is stored as "needs review" and never assigned to a guess.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
-from gis import geocode
 from gis.crs import UnknownCRSError, normalize_crs
-from gis.points import CoordinateError, check_coordinates
-from store.db import Database
-from store.models import OPEN_STATUSES, SOURCES, STATUSES, TRANSITIONS, Report, ReportEvent
 from gis.errors import ZonechiefError
+from gis.gazetteer import Gazetteer, geocode_address
+from gis.points import CoordinateError, check_coordinates, geocode_coordinates
+from gis.service_codes import UnknownServiceCode, resolve_service_code
+from store.db import Database
+from store.models import Report, ReportEvent
+from zonechief.intake import Located, Placed, intake, utc_times
+from zonechief.workflow import OPEN_STATUSES, check_status, check_transition
 
 
 class ReportError(ZonechiefError, ValueError):
@@ -31,10 +31,6 @@ class ReportError(ZonechiefError, ValueError):
 
 
 class NotFound(ZonechiefError, KeyError):
-    pass
-
-
-class TransitionError(ZonechiefError, ValueError):
     pass
 
 
@@ -67,12 +63,16 @@ class Location(BaseModel):
 
 
 class Reporter(BaseModel):
+    """Who filed the report (personal data: shown to staff only)."""
+
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, max_length=100)
     phone: str | None = Field(None, max_length=40, pattern=r"^[0-9+\-() ]*$")
 
 
 class ReportIn(BaseModel):
+    """A report as filed: what, where and (for staff imports) when."""
+
     model_config = ConfigDict(extra="forbid")
     source: Literal["service_code", "gps", "address", "staff"]
     category: str = Field(pattern=r"^\d{5}$", description="GB/T 47678.5-2026 管理事项 code, e.g. 06010 (暴露垃圾)")
@@ -97,18 +97,6 @@ class ReportIn(BaseModel):
         if v is not None and v.tzinfo is None:
             raise ValueError("created_at needs a timezone, e.g. 2025-07-01T09:30:00+08:00")
         return v
-
-
-@dataclass
-class Located:
-    lon: float | None
-    lat: float | None
-    method: str
-    confidence: float
-    needs_review: bool
-    note: str | None
-    zone_id: str | None = None
-    village_code: str | None = None
 
 
 def report_to_dict(r: Report, personal: bool) -> dict:
@@ -149,43 +137,27 @@ class Reports:
         self.min_confidence = min_confidence
 
     # -------------------------------------------------------------- locating
-    def locate(self, loc: Location, at: datetime | None = None) -> Located:
+    def locate(self, loc: Location) -> Located:
+        """Geocode a location, then look its point up (unless the geocoder wants a review first)."""
         if loc.service_code is not None:
             try:
-                g = geocode.resolve_service_code(loc.service_code, self.facilities)
-            except geocode.UnknownServiceCode as exc:
+                g = resolve_service_code(loc.service_code, self.facilities)
+            except UnknownServiceCode as exc:
                 raise ReportError(str(exc)) from exc
         elif loc.address is not None:
             if self.gazetteer is None:
-                self.gazetteer = geocode.Gazetteer.load()
-            g = geocode.geocode_address(loc.address, self.gazetteer, min_confidence=self.min_confidence,
-                                        provider=self.provider)
+                self.gazetteer = Gazetteer.load()
+            g = geocode_address(loc.address, self.gazetteer, min_confidence=self.min_confidence,
+                                provider=self.provider)
         else:
             try:
                 crs = normalize_crs(loc.crs)
                 check_coordinates(loc.lon, loc.lat, crs)
             except (CoordinateError, UnknownCRSError) as exc:
                 raise ReportError(str(exc)) from exc
-            g = geocode.geocode_coordinates(loc.lon, loc.lat, crs)
-        out = Located(g.lon, g.lat, g.method, float(g.confidence), bool(g.needs_review), g.note)
-        if out.lon is None or out.needs_review:
-            out.note = out.note or "needs review"
-            return out
-        a = self.index.lookup(out.lon, out.lat, at=at)
-        if a.zone_id is None:
-            out.needs_review = True
-            out.note = f"outside every zone; nearest {a.nearest_zone_id} at {a.distance_m:.0f} m"
-        else:
-            out.zone_id, out.village_code = a.zone_id, a.village_code
-            if a.snapped:
-                out.note = f"attached to nearest zone {a.zone_id} ({a.distance_m:.0f} m outside)"
-        return out
-
-    def _chief(self, zone_id: str | None, at: datetime) -> str | None:
-        if zone_id is None or self.index.roster is None:
-            return None
-        c = self.index.roster.chiefs_by_zone(at).get(zone_id)
-        return c.person_id if c else None
+            g = geocode_coordinates(loc.lon, loc.lat, crs)
+        found = None if g.lon is None or g.needs_review else self.index.lookup(g.lon, g.lat)
+        return Located(g.lon, g.lat, g.method, float(g.confidence), g.note, found)
 
     # -------------------------------------------------------------- writing
     def create(self, data: ReportIn, actor: str = "public", now: datetime | None = None) -> tuple[Report, bool]:
@@ -198,20 +170,19 @@ class Reports:
                 return existing, False
         now = now or datetime.now(timezone.utc)
         created = data.created_at or now
-        loc = self.locate(data.location, at=created)
-        chief = self._chief(loc.zone_id, created)
-        status = "assigned" if loc.zone_id else "new"
+        loc = self.locate(data.location)
+        got = intake(Placed.of([loc]), utc_times([created]), self.index.roster, actor, event_notes=True)
         r = Report(created_at=created, updated_at=now, source=data.source, category=data.category,
                    description=data.description, location_input=data.location.as_received(),
                    geom=shapely.Point(loc.lon, loc.lat) if loc.lon is not None else None,
-                   geocode_method=loc.method, geocode_confidence=loc.confidence, needs_review=loc.needs_review,
-                   review_note=loc.note, zone_id=loc.zone_id, village_code=loc.village_code, chief_id=chief,
-                   status=status, reporter_name=data.reporter.name if data.reporter else None,
+                   geocode_method=loc.method, geocode_confidence=loc.confidence,
+                   needs_review=bool(got.needs_review[0]), review_note=got.review_note[0], zone_id=got.zone_id[0],
+                   village_code=got.village_code[0], chief_id=got.chief_id[0], status=got.status[0],
+                   reporter_name=data.reporter.name if data.reporter else None,
                    reporter_phone=data.reporter.phone if data.reporter else None, photo_url=data.photo_url,
                    idempotency_key=data.idempotency_key)
-        r.history = [ReportEvent(status="new", at=created, actor=actor, note=loc.note)]
-        if status == "assigned":
-            r.history.append(ReportEvent(status="assigned", at=created, actor="system", note=f"zone {loc.zone_id}, chief {chief}"))
+        ev = got.events  # numpy columns (Placed.of); every first event is at created_at, kept as given
+        r.history = [ReportEvent(status=st, at=created, actor=a, note=n) for st, a, n in zip(ev["status"], ev["actor"], ev["note"])]
         try:
             with self.db.sessions.begin() as s:
                 s.add(r)
@@ -225,24 +196,18 @@ class Reports:
         return r, True
 
     def _by_key(self, key: str) -> Report | None:
-        with self.db.sessions() as s:
-            return s.scalar(select(Report).where(Report.idempotency_key == key))
+        return self.db.report_repo.by_key(key)
 
     def transition(self, report_id: int, status: str, actor: str, note: str | None = None,
                    now: datetime | None = None) -> Report:
-        if status not in STATUSES:
-            raise TransitionError(f"unknown status {status!r}; statuses are {', '.join(STATUSES)}")
+        """Move a report to `status` (zonechief.workflow decides if it may), with a history event."""
+        check_status(status)
         now = now or datetime.now(timezone.utc)
         with self.db.sessions.begin() as s:
             r = s.get(Report, report_id, with_for_update=True)
             if r is None:
                 raise NotFound(report_id)
-            allowed = TRANSITIONS[r.status]
-            if status not in allowed:
-                nexts = ", ".join(sorted(allowed)) or "none (final)"
-                raise TransitionError(f"report {report_id} is {r.status}; it can go to: {nexts}")
-            if status == "assigned" and r.zone_id is None:
-                raise TransitionError(f"report {report_id} has no zone (needs review); it cannot be assigned")
+            check_transition(report_id, r.status, status, has_zone=r.zone_id is not None)
             r.status = status
             r.updated_at = now
             r.history.append(ReportEvent(status=status, at=now, actor=actor, note=note))
@@ -250,63 +215,22 @@ class Reports:
 
     # -------------------------------------------------------------- reading
     def get(self, report_id: int) -> Report:
-        with self.db.sessions() as s:
-            r = s.get(Report, report_id)
-            if r is None:
-                raise NotFound(report_id)
-            return r
+        """The report with its history; NotFound if there is none with this id."""
+        r = self.db.report_repo.get(report_id)
+        if r is None:
+            raise NotFound(report_id)
+        return r
 
     def search(self, *, zone_id=None, chief_id=None, status=None, category=None, since=None, until=None,
                bbox=None, needs_review=None, limit: int = 100, offset: int = 0) -> tuple[list[Report], int]:
-        conds = []
-        if zone_id:
-            conds.append(Report.zone_id == zone_id)
-        if chief_id:
-            conds.append(Report.chief_id == chief_id)
-        if status:
-            conds.append(Report.status.in_(status if isinstance(status, (list, tuple)) else [status]))
-        if category:
-            conds.append(Report.category == category)
-        if since:
-            conds.append(Report.created_at >= since)
-        if until:
-            conds.append(Report.created_at < until)
-        if needs_review is not None:
-            conds.append(Report.needs_review.is_(needs_review))
-        if bbox:
-            conds.append(self._bbox(bbox))
-        where = and_(*conds) if conds else True
-        with self.db.sessions() as s:
-            total = s.scalar(select(func.count()).select_from(Report).where(where))
-            rows = s.scalars(select(Report).where(where).order_by(Report.created_at.desc(), Report.id.desc())
-                             .limit(limit).offset(offset)).all()
-        return list(rows), int(total)
-
-    def _bbox(self, bbox):
-        minx, miny, maxx, maxy = bbox
-        if self.db.dialect == "postgresql":
-            return func.ST_Intersects(Report.geom, func.ST_MakeEnvelope(minx, miny, maxx, maxy, 4326))
-        # SQLite: zc_x/zc_y are registered on each connection (see store.db).
-        return and_(func.zc_x(Report.geom).between(minx, maxx), func.zc_y(Report.geom).between(miny, maxy))
+        """(a page of matching reports, newest first; how many match in all)."""
+        return self.db.report_repo.search(zone_id=zone_id, chief_id=chief_id, status=status, category=category,
+                                          since=since, until=until, bbox=bbox, needs_review=needs_review,
+                                          limit=limit, offset=offset)
 
     def queue(self, chief_id: str, limit: int = 500) -> list[Report]:
         """Open reports of a chief, oldest first."""
-        with self.db.sessions() as s:
-            return list(s.scalars(select(Report).where(Report.chief_id == chief_id, Report.status.in_(OPEN_STATUSES))
-                                  .order_by(Report.created_at.asc(), Report.id.asc()).limit(limit)).all())
+        return self.db.report_repo.queue(chief_id, OPEN_STATUSES, limit)
 
 
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    try:
-        parts = [float(p) for p in text.split(",")]
-    except ValueError:
-        raise ReportError(f"bbox {text!r} must be minlon,minlat,maxlon,maxlat (numbers)")
-    if len(parts) != 4 or not all(math.isfinite(p) for p in parts):
-        raise ReportError(f"bbox {text!r} must be four finite numbers minlon,minlat,maxlon,maxlat")
-    if parts[0] > parts[2] or parts[1] > parts[3]:
-        raise ReportError(f"bbox {text!r}: min must not exceed max")
-    return tuple(parts)
-
-
-__all__ = ["ReportIn", "Location", "Reporter", "Reports", "ReportError", "NotFound", "TransitionError",
-           "report_to_dict", "parse_bbox", "SOURCES", "STATUSES"]
+__all__ = ["ReportIn", "Location", "Reporter", "Reports", "ReportError", "NotFound", "report_to_dict"]

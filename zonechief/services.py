@@ -26,6 +26,8 @@ def load_index(settings: Settings) -> ZoneIndex:
 
 
 class Services:
+    """The app's parts, built from one Settings on first use and shared by every request or command."""
+
     def __init__(self, settings: Settings | None = None, index: ZoneIndex | None = None, database_url: str | None = None):
         self.settings = settings = settings or load_settings()
         self._index = index
@@ -38,6 +40,7 @@ class Services:
 
     @property
     def index(self) -> ZoneIndex:
+        """The zone index in force: from the configured boundaries until an import swaps it."""
         if self._index is None:
             with self._lock:
                 if self._index is None:
@@ -46,6 +49,7 @@ class Services:
 
     @property
     def facilities(self):
+        """The facilities in force: data_dir/facilities.geojson until an import swaps them."""
         if self._facilities is None:
             with self._lock:
                 if self._facilities is None:
@@ -54,6 +58,7 @@ class Services:
 
     @cached_property
     def categories(self):
+        """The report categories (GB/T 47678.5 管理事项) shipped with zonechief."""
         return load_categories()
 
     @property
@@ -61,15 +66,15 @@ class Services:
         """The store, migrated. Not cached when opening fails (database down): the next request tries again."""
         if self._db is not None:
             return self._db
-        from zonechief.reference import load_from_db
         from store.db import Database
+        from zonechief.reference import load_from_db
 
         with self._lock:
             if self._db is None:
                 db = Database(self._database_url or self.settings.store_url())
                 try:
                     db.init(self.index, self.facilities, self.categories)
-                    # Reference data imported earlier (gis.reference) is what is in force, not the shipped files.
+                    # Reference data imported earlier (zonechief.reference) is what is in force, not the shipped files.
                     stored = load_from_db(db, self.index.snap_tolerance_m, self.index.overlap_tolerance_m2)
                 except BaseException:
                     db.engine.dispose()
@@ -111,7 +116,8 @@ class Services:
 
     @cached_property
     def reports(self):
-        from gis.geocode import AmapProvider
+        """The report service on the store; geocodes online with Amap when a key is set."""
+        from zonechief.amap import AmapProvider
         from zonechief.reports import Reports
 
         provider = None

@@ -97,4 +97,5 @@ class Settings(GeoSettings, StoreSettings, ApiSettings, MapsSettings, GeocoderSe
 
 @lru_cache
 def get_settings() -> Settings:
+    """The settings from the environment and .env, built once per process; only zonechief.services calls it."""
     return Settings()

@@ -4,7 +4,7 @@ category, zone_id, chief_id and idempotency_key are codes and keys: only equalit
 and a stable order matter, never a language's sort order. Under the database's
 libc locale (e.g. C.UTF-8 or en_US.UTF-8) every comparison goes through strcoll and
 PostgreSQL cannot sort by abbreviated keys, so building or growing these indexes
-costs up to twice as much (gis.bulk rebuilds them after a large import).
+costs up to twice as much (zonechief.bulk rebuilds them after a large import).
 Equality is unchanged: deterministic collations compare equal only byte-equal strings.
 SQLite compares bytewise already.
 

@@ -1,55 +1,29 @@
-"""Turn what a citizen gives us — a free-text address, a facility QR/service code,
-or raw coordinates — into a WGS-84 position, a zone hint and a confidence.
+"""Free-text addresses → place: an offline gazetteer over the project's own data.
 
-Three offline paths and one optional online one:
-
-- ``geocode_coordinates``: coordinates in any CRS known to gis.crs.
-- ``resolve_service_code``: the code printed on a facility (public toilet,
-  城管驿站 ...), also when it arrives as a URL from a QR code.
-- ``geocode_address`` with a ``Gazetteer`` built from the project's own data
-  (towns, villages/communities, facilities, data/boundaries/gazetteer_extra.csv).
-- an online ``GeocodingProvider`` (``AmapProvider``) consulted only when the
-  offline answer needs review.
-
-Nothing here decides the final zone: ZoneIndex does that from the position.
-The zone_id in a result is a hint, and ``needs_review`` says when a person
-should look before the report is dispatched.
+``Gazetteer`` indexes towns, villages/communities, facilities and
+data/boundaries/gazetteer_extra.csv; ``geocode_address`` ranks its candidates,
+decides whether the best one is sure enough, and only when it is not asks an
+optional online ``GeocodingProvider`` (zonechief.amap.AmapProvider).
 """
 from __future__ import annotations
 
 import csv
-import math
 import re
-import unicodedata
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 import shapely
 from rapidfuzz.distance import OSA
 
-from gis import crs as _crs
-from gis.points import check_coordinates
-from gis.shipped import DATA_DIR
 from gis.errors import ZonechiefError
+from gis.gazetteer_text import none_if_blank, normalize_text, numbers_in
+from gis.geocode_result import Candidate, GeocodeResult
+from gis.shipped import DATA_DIR
 
-__all__ = [
-    "Candidate",
-    "GeocodeResult",
-    "Gazetteer",
-    "normalize_text",
-    "geocode_address",
-    "resolve_service_code",
-    "geocode_coordinates",
-    "UnknownServiceCode",
-    "GeocodingProvider",
-    "AmapProvider",
-    "ProviderError",
-]
+__all__ = ["Gazetteer", "geocode_address", "GeocodingProvider", "ProviderError"]
 
-KINDS = ("facility", "landmark", "road", "village", "town")
 # Tie-break when scores are equal: the more specific place first.
 _SPECIFICITY = {"facility": 4, "landmark": 3, "village": 2, "road": 1, "town": 0}
 # A town alone never reaches the default min_confidence (0.75): knowing only the
@@ -60,99 +34,11 @@ _EXTRA_ALIAS = 0.95     # aliases listed in gazetteer_extra.csv
 _STRIPPED = 0.85        # 铁岗 for 铁岗村: common in speech, but a 2-character word can occur by chance
 _TOWN_CONFLICT = 0.7    # a place in another town than the one the text names
 _TOWN_AGREES = 0.05     # ... or in that town: lifts a one-typo match (企石镇铁刚村) over 0.75
-_PREFIXES = ("广东省", "广东", "东莞市", "东莞")
 _SUFFIXES = ("社区", "村")                  # stripped from village short names
 _GENERIC = ("社区", "村", "镇")             # not counted as distinctive when scoring typos
 _MAX_EXACT_CHARS = 1000                     # bound work on pathological input
 _MAX_FUZZY_CHARS = 200
 _CJK = re.compile(r"[\u3400-\u9fff]")
-
-
-# ============================================================================ results
-
-
-@dataclass
-class Candidate:
-    """One place the text may refer to. lon/lat are WGS-84.
-
-    zone_id is None when the place spans several zones (a town, a long road).
-    """
-
-    kind: str
-    name: str
-    matched: str
-    lon: float
-    lat: float
-    zone_id: str | None = None
-    village_code: str | None = None
-    town: str | None = None
-    score: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class GeocodeResult:
-    """The answer for one input; lon/lat are WGS-84, None when unresolved."""
-
-    method: str
-    lon: float | None
-    lat: float | None
-    confidence: float
-    needs_review: bool
-    candidates: list[Candidate] = field(default_factory=list)
-    zone_id: str | None = None
-    facility_id: str | None = None
-    note: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-# ============================================================================ text
-
-
-_cc = None
-
-
-def _t2s(text: str) -> str:
-    global _cc
-    if _cc is None:
-        from opencc import OpenCC
-
-        _cc = OpenCC("t2s")
-    try:
-        return _cc.convert(text)
-    except Exception:  # pragma: no cover - OpenCC is pure Python; never let it break geocoding
-        return text
-
-
-def normalize_text(text) -> str:
-    """Canonical form used on both the gazetteer's names and the query.
-
-    NFKC (full-width → half-width), traditional → simplified (OpenCC t2s),
-    lower case, only letters and digits kept (spaces and punctuation dropped),
-    leading 广东省/广东/东莞市/东莞 removed.
-    """
-    if text is None:
-        return ""
-    s = unicodedata.normalize("NFKC", str(text))
-    s = _t2s(s)
-    s = "".join(ch for ch in s.lower() if unicodedata.category(ch)[0] in "LN")
-    changed = True
-    while changed:
-        changed = False
-        for p in _PREFIXES:
-            if s.startswith(p):
-                s = s[len(p):]
-                changed = True
-    return s
-
-
-def _numbers(s: str) -> list[int]:
-    # 公厕1 and 公厕01 are the same facility; 公厕01 and 公厕02 are not.
-    return [int(n) for n in re.findall(r"\d+", s)]
 
 
 def _distinctive_len(alias: str) -> int:
@@ -184,12 +70,6 @@ class _Entry:
     facility_id: str | None = None
     aliases: list[_Alias] = field(default_factory=list)
 
-
-def _none_if_blank(v) -> str | None:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return None
-    s = str(v).strip()
-    return s or None
 
 
 class Gazetteer:
@@ -239,7 +119,7 @@ class Gazetteer:
             names = [name]
             if name.endswith("镇") and len(name) >= 3:
                 names.append(name[:-1])
-            if _none_if_blank(t.get("name_en")):
+            if none_if_blank(t.get("name_en")):
                 names.append(str(t["name_en"]))
             e.aliases = [_Alias(normalize_text(n), _PRIMARY, len(n) >= 3 and bool(_CJK.search(n))) for n in names]
             entries.append(e)
@@ -247,9 +127,9 @@ class Gazetteer:
         villages = gpd.read_file(d / "villages.geojson", engine="pyogrio").to_crs(4326)
         for _, v in villages.iterrows():
             p = v.geometry.representative_point()
-            short = _none_if_blank(v.get("short_name")) or str(v["name"])
-            e = _Entry("village", short, p.x, p.y, _none_if_blank(v.get("zone_id")),
-                       _none_if_blank(v.get("code")), _none_if_blank(v.get("town")))
+            short = none_if_blank(v.get("short_name")) or str(v["name"])
+            e = _Entry("village", short, p.x, p.y, none_if_blank(v.get("zone_id")),
+                       none_if_blank(v.get("code")), none_if_blank(v.get("town")))
             # Typos are matched on the short name only: official names share the long
             # suffix 村民委员会/居民委员会, which would make every village look alike.
             e.aliases = [_Alias(normalize_text(v["name"]), _PRIMARY, False),
@@ -268,9 +148,9 @@ class Gazetteer:
                 if g is None or g.is_empty:
                     continue
                 p = g if g.geom_type == "Point" else g.representative_point()
-                name = _none_if_blank(f.get("name")) or str(f["facility_id"])
-                e = _Entry("facility", name, p.x, p.y, _none_if_blank(f.get("zone_id")), None,
-                           _none_if_blank(f.get("town")), facility_id=str(f["facility_id"]))
+                name = none_if_blank(f.get("name")) or str(f["facility_id"])
+                e = _Entry("facility", name, p.x, p.y, none_if_blank(f.get("zone_id")), None,
+                           none_if_blank(f.get("town")), facility_id=str(f["facility_id"]))
                 e.aliases = [_Alias(normalize_text(name), _PRIMARY, True),
                              _Alias(normalize_text(f["service_code"]), _PRIMARY, False),
                              _Alias(normalize_text(f["facility_id"]), _PRIMARY, False)]
@@ -284,8 +164,8 @@ class Gazetteer:
                     if kind not in ("landmark", "road"):
                         raise ValueError(f"{xpath}: kind must be landmark or road, got {kind!r} for {row.get('name')!r}")
                     name = row["name"].strip()
-                    e = _Entry(kind, name, float(row["lon"]), float(row["lat"]), _none_if_blank(row.get("zone_id")),
-                               None, _none_if_blank(row.get("town")))
+                    e = _Entry(kind, name, float(row["lon"]), float(row["lat"]), none_if_blank(row.get("zone_id")),
+                               None, none_if_blank(row.get("town")))
                     e.aliases = [_Alias(normalize_text(name), _PRIMARY, True)]
                     for a in (row.get("aliases") or "").split("|"):
                         if a.strip():
@@ -331,7 +211,7 @@ class Gazetteer:
         if not len(hits):
             return None, None, None
         v = self._villages.iloc[int(hits[0])]
-        return _none_if_blank(v.get("zone_id")), _none_if_blank(v.get("code")), _none_if_blank(v.get("town"))
+        return none_if_blank(v.get("zone_id")), none_if_blank(v.get("code")), none_if_blank(v.get("town"))
 
     # ---------------------------------------------------------------- search
     def search(self, text, limit: int = 5) -> list[Candidate]:
@@ -368,7 +248,7 @@ class Gazetteer:
         for o in occ:
             if not any(p[2] != o[2] and p[0] <= o[0] and p[1] >= o[1] and p[1] - p[0] > o[1] - o[0] for p in occ):
                 kept.append(o)
-        for s, e, ei, q, alias in kept:
+        for _s, _e, ei, q, alias in kept:
             score = _KIND_WEIGHT[self.entries[ei].kind] * q
             if ei not in best or score > best[ei][0]:
                 best[ei] = (score, alias)
@@ -384,7 +264,7 @@ class Gazetteer:
             dmax = 1 if L <= 5 else 2
             if len(set(alias) & fchars) < len(set(alias)) - dmax:
                 continue  # cannot be within dmax edits of any window
-            nums = _numbers(alias)
+            nums = numbers_in(alias)
             covered = self._covered(kept, len(ftext), L - dmax, cache)
             for w in range(max(1, L - dmax), L + dmax + 1):
                 for s in range(0, len(ftext) - w + 1):
@@ -392,7 +272,7 @@ class Gazetteer:
                         continue  # mostly explained by an exact match of a name as long as this one
                     win = ftext[s:s + w]
                     d = OSA.distance(win, alias, score_cutoff=dmax)
-                    if d == 0 or d > dmax or _numbers(win) != nums:
+                    if d == 0 or d > dmax or numbers_in(win) != nums:
                         continue
                     score = _KIND_WEIGHT[self.entries[ei].kind] * q * max(0.0, 0.95 - 0.45 * d / _distinctive_len(alias))
                     if ei not in best or score > best[ei][0]:
@@ -522,92 +402,6 @@ def _with_provider(text: str, offline: GeocodeResult, gazetteer: Gazetteer, prov
     )
 
 
-# ============================================================================ service codes
-
-
-class UnknownServiceCode(ZonechiefError, ValueError):
-    """No facility has this service code."""
-
-    def __init__(self, code, example: str):
-        super().__init__(f"unknown service code {code!r}; a valid code looks like {example!r} "
-                         "(printed on the facility's sign or encoded in its QR code)")
-        self.code = code
-        self.example = example
-
-
-def _code_key(s) -> str:
-    return re.sub(r"[^0-9A-Z]", "", unicodedata.normalize("NFKC", str(s)).upper())
-
-
-def _code_parts(raw: str) -> list[str]:
-    """The strings in `raw` that may be the code: itself, or for a URL its query values and last path segment."""
-    s = unicodedata.normalize("NFKC", raw).strip()
-    if not re.match(r"^[a-z][a-z0-9+.-]*://", s, re.I):
-        return [s]
-    u = urlsplit(s)
-    q = parse_qsl(u.query, keep_blank_values=False)
-    preferred = [v for k, v in q if k.lower() in ("code", "service_code", "servicecode", "sc", "c", "id")]
-    parts = preferred + [v for _, v in q] + [unquote(seg) for seg in reversed(u.path.split("/")) if seg][:1]
-    if u.fragment:
-        parts.append(unquote(u.fragment))
-    return parts
-
-
-def resolve_service_code(code, facilities_gdf=None) -> GeocodeResult:
-    """Facility position and zone for a service code (case, spaces and dashes do not matter).
-
-    Also accepts a URL whose query (?code=...) or last path segment is the code.
-    Raises UnknownServiceCode (a ValueError) when no facility has it.
-    """
-    if facilities_gdf is None:
-        from gis.facilities import load_facilities
-
-        facilities_gdf = load_facilities()
-    gdf = facilities_gdf
-    if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
-        gdf = gdf.to_crs(4326)
-    codes = [str(c) for c in gdf["service_code"]]
-    by_key = {_code_key(c): i for i, c in enumerate(codes)}
-    example = sorted(codes)[0] if codes else "DGCS-441900112-WC001"
-    hit = None
-    if code is not None:
-        for part in _code_parts(str(code)):
-            k = _code_key(part)
-            if k and k in by_key:
-                hit = by_key[k]
-                break
-    if hit is None:
-        raise UnknownServiceCode(code, example)
-    row = gdf.iloc[hit]
-    g = row.geometry
-    p = g if g.geom_type == "Point" else g.representative_point()
-    zone = _none_if_blank(row.get("zone_id"))
-    name = _none_if_blank(row.get("name")) or str(row["facility_id"])
-    cand = Candidate("facility", name, codes[hit], float(p.x), float(p.y), zone,
-                     _none_if_blank(row.get("village_code")), _none_if_blank(row.get("town")), 1.0)
-    return GeocodeResult("service_code", cand.lon, cand.lat, 1.0, False, [cand], zone, str(row["facility_id"]),
-                         note=f"service code {codes[hit]} is facility {row['facility_id']} ({name})")
-
-
-# ============================================================================ coordinates
-
-
-def geocode_coordinates(x, y, crs: str = "wgs84", index=None) -> GeocodeResult:
-    """Coordinates in `crs` (any name gis.crs accepts) → WGS-84.
-
-    Raises CoordinateError (a ValueError) for unusable coordinates and
-    UnknownCRSError for an unknown CRS. With a ZoneIndex, zone_id is filled in.
-    """
-    check_coordinates(x, y, crs, raise_error=True)
-    lon, lat = _crs.to_wgs84(float(x), float(y), crs)
-    lon, lat = float(lon), float(lat)
-    zone = None
-    if index is not None:
-        zone = index.lookup(lon, lat).zone_id
-    return GeocodeResult("coordinates", lon, lat, 1.0, False, [], zone, None,
-                         note=f"coordinates given in {_crs.normalize_crs(crs)}")
-
-
 # ============================================================================ online providers
 
 
@@ -621,100 +415,7 @@ class GeocodingProvider(Protocol):
 
     name: str
 
-    def geocode(self, text: str) -> list[Candidate]: ...
-
-
-# Amap "level" → (kind, score). Point-like answers are trusted; areas are not.
-_AMAP_LEVELS = {
-    "门牌号": ("landmark", 0.9), "单元号": ("landmark", 0.9), "兴趣点": ("landmark", 0.9),
-    "楼栋": ("landmark", 0.9), "道路交叉路口": ("road", 0.8), "公交站台、地铁站": ("landmark", 0.8),
-    "道路": ("road", 0.6), "村庄": ("village", 0.5), "乡镇": ("town", 0.5), "热点商圈": ("landmark", 0.5),
-    "开发区": ("town", 0.4), "区县": ("town", 0.3), "市": ("town", 0.2), "省": ("town", 0.1),
-    "国家": ("town", 0.05), "未知": ("landmark", 0.3),
-}
-
-
-def _str_field(v) -> str | None:
-    # Amap returns [] instead of "" for missing fields.
-    return v if isinstance(v, str) and v else None
-
-
-class AmapProvider:
-    """Amap (高德) web-service geocoder, v3 /geocode/geo. Returns WGS-84 candidates.
-
-    Amap answers in GCJ-02; points are converted with gis.crs.gcj02_to_wgs84.
-    The key is sent only as a query parameter and never appears in errors or repr.
-    """
-
-    name = "amap"
-
-    def __init__(self, key: str, base_url: str = "https://restapi.amap.com", city: str = "东莞", timeout: float = 5.0):
-        if not key:
-            raise ValueError("AmapProvider needs an API key")
-        self._key = str(key)
-        self.base_url = base_url.rstrip("/")
-        self.city = city
-        self.timeout = float(timeout)
-
-    def __repr__(self) -> str:
-        return f"AmapProvider(base_url={self.base_url!r}, city={self.city!r}, timeout={self.timeout}, key='***')"
-
-    def _redact(self, s: str) -> str:
-        return s.replace(self._key, "***") if self._key else s
-
-    def _fail(self, msg: str):
-        return ProviderError(self._redact(f"amap: {msg}"))
-
     def geocode(self, text: str) -> list[Candidate]:
-        """Candidates for `text`, best first; [] when Amap finds nothing.
+        """Candidates for the text (empty when nothing matches); raise ProviderError when the service cannot answer."""
+        ...
 
-        Raises ProviderError on network errors, timeouts, HTTP errors, invalid JSON
-        or an Amap error status.
-        """
-        import httpx
-
-        text = (text or "").strip()
-        if not text:
-            return []
-        params = {"address": text, "city": self.city, "key": self._key, "output": "JSON"}
-        try:
-            r = httpx.get(f"{self.base_url}/v3/geocode/geo", params=params, timeout=self.timeout)
-        except httpx.TimeoutException:
-            raise self._fail(f"no answer within {self.timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            # `from None`: httpx errors carry the request URL, which holds the key.
-            raise self._fail(f"request failed ({type(exc).__name__}: {exc})") from None
-        if r.status_code != 200:
-            raise self._fail(f"HTTP {r.status_code}")
-        try:
-            data = r.json()
-        except ValueError:
-            raise self._fail("response is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise self._fail("response is not a JSON object")
-        if str(data.get("status")) != "1":
-            info = data.get("info") or "unknown error"
-            code = data.get("infocode")
-            raise self._fail(f"error {info}" + (f" (infocode {code})" if code else ""))
-        out = []
-        geocodes = data.get("geocodes") or []
-        if not isinstance(geocodes, list):
-            raise self._fail("'geocodes' is not a list")
-        for g in geocodes:
-            if not isinstance(g, dict):
-                continue
-            loc = _str_field(g.get("location"))
-            try:
-                glon, glat = (float(v) for v in loc.split(","))
-            except (AttributeError, ValueError):
-                continue  # no usable location in this entry
-            if not (math.isfinite(glon) and math.isfinite(glat)):
-                continue
-            lon, lat = _crs.gcj02_to_wgs84(glon, glat)
-            level = _str_field(g.get("level")) or "未知"
-            kind, score = _AMAP_LEVELS.get(level, ("landmark", 0.3))
-            out.append(Candidate(kind=kind, name=_str_field(g.get("formatted_address")) or text, matched=text,
-                                 lon=float(lon), lat=float(lat), zone_id=None, village_code=None,
-                                 town=_str_field(g.get("township")), score=score))
-        out.sort(key=lambda c: -c.score)
-        return out

@@ -1,0 +1,203 @@
+"""Bulk writes of reports and their events, and the lookup of idempotency keys already stored.
+
+A batch is written in ONE transaction, so a crash leaves nothing half-imported.
+PostGIS gets a binary COPY (store.pg_bulk): a thread builds and encodes window k+1
+while the server stores window k. A load that at least doubles the tables rebuilds
+their indexes instead of growing them row by row. SQLite gets executemany. Both
+store values exactly as the ORM's column types do (store.types).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import shapely
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
+
+from store import pg_bulk
+from store.models import Report
+
+REPORT_COLS = ["id", "created_at", "updated_at", "source", "category", "description", "location_input", "geom",
+               "geocode_method", "geocode_confidence", "needs_review", "review_note", "zone_id", "village_code",
+               "chief_id", "status", "reporter_name", "reporter_phone", "photo_url", "idempotency_key"]
+EVENT_COLS = ["report_id", "status", "at", "actor", "note"]
+
+CHUNK = 50_000  # rows per COPY message: bounded memory, and the encoding overlaps the server's work
+FIRST_CHUNK = 5_000  # a small first window: the server starts storing sooner
+REBUILD_MIN = 10_000  # smaller imports never take the exclusive lock
+
+
+class Batch(Protocol):
+    """The reports of an import, built a window at a time (zonechief.bulk.Batch)."""
+
+    max_rows: int  # candidates, before any window rejects some
+    built: int  # reports built so far
+
+    def chunks(self, size: int, first: int | None = None) -> Iterator[tuple[int, pa.Table, pa.Table, int]]:
+        """(offset, reports, events, progress advance) per window; events' "report" is the position in the window."""
+
+
+class BulkWriter(ABC):
+    """Writes whole imports and answers which of their keys are stored."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @staticmethod
+    def for_db(db) -> "BulkWriter":
+        """The implementation for `db`'s dialect."""
+        return (PostgisBulkWriter if db.dialect == "postgresql" else SqliteBulkWriter)(db.engine)
+
+    def write(self, batch: Batch, rebuild_indexes: bool | None = None,
+              progress: Callable[[int], None] | None = None) -> list[int]:
+        """Insert a batch and its events in one transaction; returns the new ids, in batch order.
+
+        `rebuild_indexes` (PostGIS only; None: when the batch has at least REBUILD_MIN rows and
+        at least as many as the table) drops the indexes and constraints for the load and builds
+        them again before commit, holding an exclusive lock on reports and report_events
+        meanwhile. `progress` gets the source rows each window settles.
+        """
+        if batch.max_rows == 0:
+            return []
+        return self._write(batch, rebuild_indexes, progress)
+
+    def stored_keys(self, keys: pa.Array) -> pa.Array:
+        """Which of `keys` (distinct idempotency keys) are already stored."""
+        if not len(keys):
+            return pa.array([], pa.string())
+        return self._stored_keys(keys)
+
+    @abstractmethod
+    def _write(self, batch: Batch, rebuild_indexes: bool | None, progress) -> list[int]: ...
+
+    @abstractmethod
+    def _stored_keys(self, keys: pa.Array) -> pa.Array: ...
+
+
+# ------------------------------------------------------------------ PostGIS
+class PostgisBulkWriter(BulkWriter):
+    """Binary COPY, windows encoded ahead in a thread, index rebuilds for large loads."""
+
+    def _write(self, batch, rebuild_indexes, progress):
+        # Ids are taken for every candidate up front; the ones of rows rejected on the way
+        # leave gaps, as a rolled-back insert does.
+        n = batch.max_rows
+        with self.engine.begin() as conn:
+            raw = conn.connection.driver_connection  # psycopg 3 connection, same transaction
+            with raw.cursor() as cur:
+                if rebuild_indexes is None:
+                    rebuild_indexes = n >= REBUILD_MIN and n >= pg_bulk.estimated_rows(cur, "reports")
+                ctx = pg_bulk.indexes_rebuilt(cur, ["reports", "report_events"]) if rebuild_indexes else nullcontext()
+                with ctx:
+                    ids = _new_ids(cur, "reports", n, locked=bool(rebuild_indexes))
+                    # A window's reports, then its events: the server stores window k while
+                    # a thread builds and encodes window k+1.
+                    for data, ev, advance in _ahead(_pg_windows(batch, ids)):
+                        pg_bulk.copy_encoded(cur, "reports", REPORT_COLS, [data])
+                        names = EVENT_COLS
+                        if rebuild_indexes:  # explicit ids: no nextval() per row
+                            ev = [pa.array(_new_ids(cur, "report_events", len(ev[0]), locked=True), pa.int32()), *ev]
+                            names = ["id", *EVENT_COLS]
+                        pg_bulk.copy_columns(cur, "report_events", names, [ev])
+                        if progress:
+                            progress(advance)
+            return ids[:batch.built].tolist()
+
+    def _stored_keys(self, keys):
+        # COPY the keys into a temporary table and join: no parameter, no round trip per key
+        with self.engine.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+            cur.execute("CREATE TEMPORARY TABLE zc_import_keys (key text) ON COMMIT DROP")
+            pg_bulk.copy_columns(cur, "zc_import_keys", ["key"], [[keys]])
+            cur.execute("SELECT r.idempotency_key FROM zc_import_keys k JOIN reports r ON r.idempotency_key = k.key")
+            return pa.array([r[0] for r in cur.fetchall()], pa.string())
+
+
+def _pg_windows(batch: Batch, ids: np.ndarray):
+    """(reports as binary COPY data, event columns with report ids, progress advance) per window."""
+    for a, t, e, advance in batch.chunks(CHUNK, FIRST_CHUNK):
+        b = a + t.num_rows
+        lon = t["lon"].to_numpy(zero_copy_only=False)
+        lat = t["lat"].to_numpy(zero_copy_only=False)
+        cols = {"id": pa.array(ids[a:b], pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326)}
+        data = pg_bulk.encode([cols[c] if c in cols else t[c].combine_chunks() for c in REPORT_COLS])
+        events = [pa.array(ids[a + e["report"].to_numpy()], pa.int32()),
+                  *(e[c].combine_chunks() for c in EVENT_COLS[1:])]
+        yield data, events, advance
+
+
+def _ahead(iterable):
+    """The items of `iterable`, each next one computed in a thread while the caller uses the current one."""
+    it = iter(iterable)
+    end = object()
+    with ThreadPoolExecutor(1) as pool:
+        nxt = pool.submit(next, it, end)
+        while (item := nxt.result()) is not end:
+            nxt = pool.submit(next, it, end)
+            yield item
+
+
+def _new_ids(cur, table: str, n: int, locked: bool) -> np.ndarray:
+    if n == 0:
+        return np.zeros(0, np.int64)
+    seq = f"pg_get_serial_sequence('{table}', 'id')"
+    if locked:  # nobody else can insert into the table now: take the whole range in one step
+        cur.execute(f"SELECT setval({seq}, nextval({seq}) + %s - 1)", (n,))
+        last = cur.fetchone()[0]
+        return np.arange(last - n + 1, last + 1, dtype=np.int64)
+    cur.execute(f"SELECT nextval({seq}) FROM generate_series(1, %s)", (n,))
+    return np.array([r[0] for r in cur.fetchall()], np.int64)
+
+
+# ------------------------------------------------------------------ SQLite
+class SqliteBulkWriter(BulkWriter):
+    """executemany through the sqlite3 cursor of the transaction, ids counted on from MAX(id)."""
+
+    def _write(self, batch, rebuild_indexes, progress):
+        with self.engine.begin() as conn:
+            start = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM reports")).scalar_one() + 1
+            cur = conn.connection.driver_connection.cursor()  # sqlite3, same transaction
+            for a, t, e, advance in batch.chunks(CHUNK):
+                ids = pa.array(np.arange(start + a, start + a + t.num_rows))
+                cols = {"id": ids, "geom": _wkb_points(t["lon"].to_numpy(zero_copy_only=False),
+                                                       t["lat"].to_numpy(zero_copy_only=False))}
+                _insert_rows(cur, "reports", REPORT_COLS, [cols[c] if c in cols else t[c] for c in REPORT_COLS])
+                ev = [pc.add(e["report"], start + a)] + [e[c] for c in EVENT_COLS[1:]]
+                _insert_rows(cur, "report_events", EVENT_COLS, ev)
+                if progress:
+                    progress(advance)
+        return list(range(start, start + batch.built))
+
+    def _stored_keys(self, keys):
+        found: list[str] = []
+        names = keys.to_pylist()
+        with self.engine.connect() as conn:
+            for i in range(0, len(names), 5000):
+                found += conn.execute(select(Report.idempotency_key)
+                                      .where(Report.idempotency_key.in_(names[i:i + 5000]))).scalars().all()
+        return pa.array(found, pa.string())
+
+
+def _wkb_points(x: np.ndarray, y: np.ndarray) -> list:
+    """WKB per point (None where x is NaN): how store.types.Geom stores geometry on SQLite."""
+    out = np.full(len(x), None, object)
+    ok = ~np.isnan(x)
+    out[ok] = shapely.to_wkb(shapely.points(x[ok], y[ok]))
+    return out.tolist()
+
+
+def _insert_rows(cur, table: str, names: list[str], columns: list) -> None:
+    """executemany with values stored as the ORM's types store them (see store.types)."""
+    values = []
+    for c in columns:
+        if isinstance(c, (pa.Array, pa.ChunkedArray)) and pa.types.is_timestamp(c.type):
+            c = pc.strftime(c, format="%Y-%m-%d %H:%M:%S")  # UTC, with .ffffff: SQLAlchemy's SQLite format
+        values.append(c.to_pylist() if isinstance(c, (pa.Array, pa.ChunkedArray)) else c)
+    if values and len(values[0]):
+        cur.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                        list(zip(*values)))
