@@ -75,7 +75,7 @@ def _np(a: pa.Array) -> np.ndarray:
 
 
 def clean(a: pa.Array) -> pa.Array:
-    """gis.bulk._clean on a text column: stripped like str.strip(), empty → null."""
+    """zonechief.bulk._clean on a text column: stripped like str.strip(), empty → null."""
     a = pc.utf8_trim(a, characters=WHITESPACE)
     return pc.if_else(pc.equal(a, ""), pa.scalar(None, pa.string()), a)
 

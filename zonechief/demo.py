@@ -35,9 +35,9 @@ from gis.categories import load_categories
 from gis.categories import normalize_categories as _normalize_categories
 from gis.crs import wgs84_to_gcj02
 from gis.localtime import LOCAL as TZ
-from zonechief.workflow import SOURCES, STATUSES
+from zonechief.workflow import SOURCES
 
-__all__ = ["generate_reports", "load_categories", "SOURCES", "STATUSES", "TRANSITIONS", "CATEGORIES_PATH"]
+__all__ = ["generate_reports", "load_categories", "TRANSITIONS", "CATEGORIES_PATH"]
 
 SOURCE_WEIGHTS = (0.20, 0.45, 0.15, 0.20)
 WECHAT_SHARE = 0.70  # share of "gps" reports sent from WeChat, i.e. in GCJ-02

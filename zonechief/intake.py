@@ -259,7 +259,6 @@ class _Arrow:
         return pa.nulls(n, pa.string())
 
 
-
 class _Numpy(_Arrow):
     """The same steps on numpy object arrays (None for null): ~1 µs each for one report."""
 
@@ -316,7 +315,6 @@ class _Numpy(_Arrow):
         return np.full(n, None, object)
 
 
-
 # ------------------------------------------------------------------ the intake rule
 @dataclass
 class Intaken:
@@ -360,10 +358,9 @@ def intake(placed: Placed, created: pa.Array | np.ndarray, roster: Roster | None
         notes = x.where(looked, notes, why)
     chief = chiefs(x, roster, zone, created)
     # History: "new" by the actor, then "assigned" by the system where a zone took the report.
-    report = np.concatenate([np.arange(n), np.flatnonzero(in_zone)])
-    order = np.argsort(report, kind="stable")
-    first = order < n  # the first n entries are the "new" events
-    at = report[order]
+    at = np.repeat(np.arange(n), 1 + in_zone)  # the report of each event, in order
+    first = np.ones(len(at), bool)  # its "new" event
+    first[1:] = at[1:] != at[:-1]
     ev_notes = x.nulls(len(at))
     if event_notes:
         assigned = x.join("zone ", zone, ", chief ", x.fill_null(chief, "None"))
@@ -385,7 +382,7 @@ def local_days(created: pa.Array | np.ndarray) -> np.ndarray:
     return (us + LOCAL_OFFSET_S * 10**6) // DAY_US
 
 
-def chiefs(x: type[_Arrow], roster: Roster | None, zone: Column, created: pa.Array) -> Column:
+def chiefs(x: type[_Arrow], roster: Roster | None, zone: Column, created: pa.Array | np.ndarray) -> Column:
     """The chief in force for each row's zone on its local day (null where no zone or no chief)."""
     code, names = x.encode(zone)
     if roster is None or not names:
