@@ -3,24 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Integer, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from store.models import Base
+from store.models import AuditEntry
 
 # Actions that replace reference data; their presence means the database, not the shipped files, is in force.
 REFERENCE_ACTIONS = ("boundaries.import", "roster.import", "facilities.import")
-
-
-class AuditEntry(Base):
-    """One audit_log row: when, who (actor), which action, and a JSON summary of the change."""
-
-    __tablename__ = "audit_log"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(index=True)
-    actor: Mapped[str] = mapped_column(String(100))
-    action: Mapped[str] = mapped_column(String(64), index=True)
-    summary: Mapped[dict] = mapped_column(JSON)
 
 
 def record(session: Session, actor: str, action: str, summary: dict, at: datetime | None = None) -> AuditEntry:

@@ -1,4 +1,4 @@
-"""Tables. The schema itself is created by the Alembic migrations in gis/store/migrations."""
+"""Tables. The schema itself is created by the Alembic migrations in store/migrations."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -12,10 +12,14 @@ ROLES = ("public", "staff", "admin")
 
 
 class Base(DeclarativeBase):
+    """Declarative base: every datetime column is a UTC-aware timestamp on both backends."""
+
     type_annotation_map = {datetime: UTCDateTime()}
 
 
 class Zone(Base):
+    """A zone (片区): the villages one chief covers, dissolved into one multipolygon."""
+
     __tablename__ = "zones"
     zone_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -26,6 +30,8 @@ class Zone(Base):
 
 
 class Village(Base):
+    """A village or community (村/社区), the unit the boundaries are drawn for, in one zone."""
+
     __tablename__ = "villages"
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -38,6 +44,8 @@ class Village(Base):
 
 
 class RosterEntry(Base):
+    """One roster row: a person's role in a zone from effective_from until effective_to (exclusive)."""
+
     __tablename__ = "roster"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     person_id: Mapped[str] = mapped_column(String(32), index=True)
@@ -50,6 +58,8 @@ class RosterEntry(Base):
 
 
 class Facility(Base):
+    """A facility carrying a city service code (城市服务码), e.g. a public toilet, at its point."""
+
     __tablename__ = "facilities"
     facility_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
@@ -61,6 +71,8 @@ class Facility(Base):
 
 
 class Category(Base):
+    """A GB/T 47678.5-2026 管理事项 code a report is filed under."""
+
     __tablename__ = "categories"
     code: Mapped[str] = mapped_column(String(5), primary_key=True)
     major_code: Mapped[str] = mapped_column(String(2))
@@ -69,6 +81,8 @@ class Category(Base):
 
 
 class Report(Base):
+    """A citizen's report: what they gave, where it was located, the zone and chief it went to, its status."""
+
     __tablename__ = "reports"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(index=True)
@@ -96,6 +110,8 @@ class Report(Base):
 
 
 class ReportEvent(Base):
+    """One step of a report's history: a status, when, by whom, with an optional note."""
+
     __tablename__ = "report_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
@@ -106,6 +122,8 @@ class ReportEvent(Base):
 
 
 class ApiKey(Base):
+    """An API key, stored as a hash, with its role (public, staff, admin) and, for staff, its chief."""
+
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     prefix: Mapped[str] = mapped_column(String(16), unique=True)  # shown in lists, never the secret
@@ -120,3 +138,14 @@ class ApiKey(Base):
 # Geometry columns get GiST indexes on PostGIS only; the migration creates them.
 GIST_INDEXES = {"reports": "ix_reports_geom", "zones": "ix_zones_geom", "villages": "ix_villages_geom",
                 "facilities": "ix_facilities_geom"}
+
+
+class AuditEntry(Base):
+    """One audit_log row: when, who (actor), which action, and a JSON summary of the change."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    summary: Mapped[dict] = mapped_column(JSON)

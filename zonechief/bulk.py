@@ -487,7 +487,7 @@ def _import_table(reports, table, xs, ys, file_crs, crs, actor, progress, rebuil
 
 
 def seed_demo(reports: Reports, n: int, seed: int = 0, now: datetime | None = None, progress=None) -> ImportResult:
-    """Write n synthetic reports (gis.demo) with their status histories."""
+    """Write n synthetic reports (zonechief.demo) with their status histories."""
     from zonechief.demo import generate_reports
 
     gen = generate_reports(n, seed=seed, now=now, index=reports.index, facilities=reports.facilities)

@@ -31,7 +31,7 @@ class ReportError(ZonechiefError, ValueError):
 
 
 class NotFound(ZonechiefError, KeyError):
-    pass
+    """No report with that id (args[0])."""
 
 
 # ------------------------------------------------------------------ input models
@@ -126,6 +126,8 @@ def report_to_dict(r: Report, personal: bool) -> dict:
 
 
 class Reports:
+    """Filing, changing and reading reports: the application over the zone index and the report store."""
+
     def __init__(self, db: Database, index, facilities, categories, gazetteer=None, provider=None,
                  min_confidence: float = 0.75):
         self.db = db
