@@ -1,8 +1,9 @@
-"""Reports: intake, geocoding, assignment to zone and chief, status workflow, queries.
+"""Reports one at a time: what a client sends, filing it, changing its status, reading it back.
 
 A report is located from what the citizen gave (coordinates in a named CRS, a
-city service code, or address text), assigned to the zone that covers the point
-and to the chief in force at that moment, and stored with a timestamped history.
+city service code, or address text), then placed by the intake rule
+(zonechief.intake), moved along the workflow (zonechief.workflow) and read
+through the store's report repository.
 An address that is ambiguous or low-confidence, or a point outside every zone,
 is stored as "needs review" and never assigned to a guess.
 """
