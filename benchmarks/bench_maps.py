@@ -161,27 +161,23 @@ def bench_synthetic(args, index, browser):
 
 
 def bench_store(args, index, browser, backend):
+    from contextlib import ExitStack
+
     from api.app import create_app
     from maps import ReportFilter, aggregate_store
-    from tests.conftest import LiveServer, _pg_database
+    from tests.helpers import LiveServer, pg_database
     from zonechief.bulk import seed_demo
 
-    cleanup = None
-    if backend == "sqlite":
-        tmp = tempfile.mkdtemp(prefix="bench-maps-")
-        url = f"sqlite:///{tmp}/bench.sqlite"
-        cleanup = lambda: shutil.rmtree(tmp, ignore_errors=True)  # noqa: E731
-    else:
-        admin, name, url = _pg_database()
-
-        def cleanup():
-            admin.dispose()  # a fresh connection: PostgreSQL may have been restarted meanwhile
-            with admin.connect() as c:
-                c.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-                c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-    try:
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            tmp = tempfile.mkdtemp(prefix="bench-maps-")
+            stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+            url = f"sqlite:///{tmp}/bench.sqlite"
+        else:
+            url = stack.enter_context(pg_database())  # dropped on the way out
         app = create_app(database_url=url)
         svc = app.state.services
+        stack.callback(lambda: svc.db.engine.dispose())
         t = time.perf_counter()
         seed_demo(svc.reports, args.store_n, seed=1)
         print(f"store ({backend}): {args.store_n:,} demo reports seeded in {time.perf_counter() - t:.0f} s")
@@ -199,10 +195,6 @@ def bench_store(args, index, browser, backend):
             size_line("page", r.content)
             times = [browser.first_render(srv.url + "/maps/heatmap") for _ in range(args.repeat)]
             print(f"  first render in Chromium (request included): median {statistics.median(times):.2f} s")
-    finally:
-        if "app" in locals():
-            app.state.services.db.engine.dispose()
-        cleanup()
 
 
 def main():

@@ -16,7 +16,7 @@ if command -v pg_lsclusters >/dev/null 2>&1; then
   fi
 fi
 
-# Debian's Chromium for the map tests (tests/test_maps_browser.py): Playwright drives it and downloads no
+# Debian's Chromium for the map tests (tests/live/test_maps_browser.py): Playwright drives it and downloads no
 # browser of its own. The CJK font only makes the Chinese labels legible in the screenshots.
 if ! dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1; then
   echo "installing chromium and fonts-wqy-microhei..." >&2

@@ -18,8 +18,7 @@ import shapely
 from gis.boundaries import METRIC
 from gis.lookup import ZoneIndex
 from gis.roster import Roster
-from maps import ReportFilter, aggregate_points, aggregate_store, fetch_points, heatmap_map, hotspots_map, map_grid
-from maps import standalone_html, zones_map
+from maps import ReportFilter, aggregate_points, aggregate_store, fetch_points, heatmap_map, hotspots_map, map_grid, standalone_html, zones_map
 from maps.aggregate import LOCAL, Grid, period_label, period_of
 from maps.assets import CDN, STATIC, UnvendoredAsset, inline_script_hashes, use_assets
 from maps.basemaps import BasemapError, Projector, tile_origins
@@ -377,20 +376,21 @@ def test_filters_validate():
 
 # ------------------------------------------------------------------ store: PostGIS SQL and SQLite numpy agree
 @pytest.fixture(scope="module")
-def seeded(store_url):
-    from api.app import create_app
+def seeded(store_url, index):
+    """The app's services (no app needed: the maps read the store through them) on a store of 3000 demo reports."""
     from zonechief.bulk import seed_demo
+    from zonechief.services import Services
 
-    app = create_app(database_url=store_url)
-    svc = app.state.services
+    svc = Services(index=index, database_url=store_url)
     seed_demo(svc.reports, 3000, seed=11, now=datetime(2025, 9, 30, 12, tzinfo=LOCAL))
     return svc
 
 
 def _reference(svc, flt: ReportFilter, grid, by=None):
     """Counts computed in Python from the ORM rows: an independent path to compare with."""
-    from store.models import Report
     from sqlalchemy import select
+
+    from store.models import Report
 
     scope = flt.zone_scope(svc.index)
     with svc.db.sessions() as s:
@@ -436,14 +436,14 @@ def test_fetch_points_in_zones(seeded):
 
 # ------------------------------------------------------------------ API
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    import httpx
+def client(tmp_path_factory, index):
+    """The map pages through the API, in-process (TestClient), on an empty SQLite store."""
+    from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from tests.conftest import LiveServer
 
     url = f"sqlite:///{tmp_path_factory.mktemp('maps_api') / 'z.sqlite'}"
-    with LiveServer(create_app(database_url=url)) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+    with TestClient(create_app(index=index, database_url=url)) as c:
         yield c
 
 

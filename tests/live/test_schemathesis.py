@@ -18,8 +18,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
+from tests.helpers import live_admin_app
 from zonechief.settings import Settings
-from tests.conftest import live_admin_app
 
 pytestmark = pytest.mark.schemathesis
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,

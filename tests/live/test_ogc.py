@@ -14,9 +14,9 @@ import shapely
 
 from api.app import create_app
 from api.ogc import CONFORMANCE, CRS84
+from tests.helpers import LiveServer
 from zonechief.bulk import seed_demo
 from zonechief.reports import ReportIn
-from tests.conftest import LiveServer
 
 PROBLEM = "application/problem+json"
 GEOJSON = "application/geo+json"

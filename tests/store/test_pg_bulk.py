@@ -13,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from store import pg_bulk
-
-from tests.conftest import pg_database
+from tests.helpers import pg_database
 
 UTC = timezone.utc
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)

@@ -5,6 +5,7 @@ import json
 import socket
 import threading
 import traceback
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,7 +14,8 @@ import geopandas as gpd
 import pyproj
 import pytest
 import shapely
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gis.crs import wgs84_to_gcj02
 from gis.gazetteer import Gazetteer, GeocodingProvider, ProviderError, geocode_address
@@ -39,9 +41,25 @@ def gz():
     return Gazetteer.load()
 
 
-VILLAGES = gpd.read_file(DATA / "villages.geojson")
-TOWNS = gpd.read_file(DATA / "towns.geojson")
-VILLAGE_ROWS = [(r.code, r["name"], r.short_name, r.town, r.zone_id) for _, r in VILLAGES.iterrows()]
+@cache
+def villages() -> gpd.GeoDataFrame:
+    """The shipped villages, read on first use."""
+    return gpd.read_file(DATA / "villages.geojson")
+
+
+@cache
+def towns() -> gpd.GeoDataFrame:
+    """The shipped towns, read on first use."""
+    return gpd.read_file(DATA / "towns.geojson")
+
+
+def _village_rows() -> list[tuple]:
+    # Needed to parametrize, when pytest collects: the properties only, with plain json (no geometry).
+    fc = json.loads((DATA / "villages.geojson").read_text(encoding="utf-8"))
+    return [tuple(f["properties"][k] for k in ("code", "name", "short_name", "town", "zone_id")) for f in fc["features"]]
+
+
+VILLAGE_ROWS = _village_rows()
 
 
 # ============================================================================ must hold
@@ -58,7 +76,7 @@ def test_tiegang_resolves_confidently(gz, text):
     assert r.needs_review is False
     assert r.confidence >= 0.75
     # the position is the village's representative point, inside its polygon
-    poly = VILLAGES.set_index("code").loc[TIEGANG, "geometry"]
+    poly = villages().set_index("code").loc[TIEGANG, "geometry"]
     assert poly.contains(shapely.Point(r.lon, r.lat))
 
 
@@ -68,7 +86,7 @@ def test_town_alone_needs_review(gz):
     assert r.candidates[0].kind == "town" and r.candidates[0].name == "樟木头镇"
     assert r.zone_id is None
     assert "only the town" in r.note
-    town = TOWNS.set_index("name").loc["樟木头镇", "geometry"]
+    town = towns().set_index("name").loc["樟木头镇", "geometry"]
     assert town.contains(shapely.Point(r.lon, r.lat))
 
 
@@ -211,7 +229,7 @@ def test_every_village_position_is_inside_it(gz, index, code, name, short, town,
 
 def test_stripped_short_names(gz):
     found = 0
-    for code, name, short, town, zone in VILLAGE_ROWS:
+    for code, _name, short, _town, _zone in VILLAGE_ROWS:
         for suf in ("社区", "村"):
             stem = short[: -len(suf)] if short.endswith(suf) else None
             if stem and len(stem) >= 2 and stem != "企石":
@@ -225,7 +243,13 @@ def test_stripped_short_names(gz):
 # ============================================================================ gazetteer_extra.csv
 
 
-EXTRA = list(csv.DictReader(open(DATA / "gazetteer_extra.csv", encoding="utf-8")))
+def _extra_rows() -> list[dict]:
+    # Needed to parametrize, when pytest collects.
+    with open(DATA / "gazetteer_extra.csv", encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+EXTRA = _extra_rows()
 
 
 def test_extra_csv_shape():
@@ -239,7 +263,7 @@ def test_extra_csv_shape():
 @pytest.mark.parametrize("row", EXTRA, ids=[r["name"] for r in EXTRA])
 def test_extra_points_inside_their_town_and_zone(index, gz, row):
     lon, lat = float(row["lon"]), float(row["lat"])
-    town = TOWNS.set_index("name").loc[row["town"], "geometry"]
+    town = towns().set_index("name").loc[row["town"], "geometry"]
     assert town.contains(shapely.Point(lon, lat))
     a = index.lookup(lon, lat)
     assert a.town == row["town"]
@@ -322,7 +346,7 @@ def test_unknown_service_code(facilities, code):
 
 
 def test_coordinates_wgs84_and_gcj02(index):
-    lon, lat = VILLAGES.set_index("code").loc[TIEGANG, "geometry"].representative_point().coords[0]
+    lon, lat = villages().set_index("code").loc[TIEGANG, "geometry"].representative_point().coords[0]
     r = geocode_coordinates(lon, lat, "wgs84")
     assert r.method == "coordinates" and r.confidence == 1.0 and not r.needs_review
     assert (r.lon, r.lat) == (lon, lat)
@@ -343,11 +367,22 @@ def test_bad_coordinates_raise():
 # ============================================================================ fake Amap server
 
 
-# A WGS-84 point in 樟洋社区 (ZMT-04); the fake server answers with its GCJ-02 form.
-TRUE_LON, TRUE_LAT = VILLAGES.set_index("code").loc["441900112005", "geometry"].representative_point().coords[0]
-# eviltransform is an independent implementation of the forward transform (lat, lng order).
-GCJ_LAT, GCJ_LON = eviltransform.wgs2gcj(TRUE_LAT, TRUE_LON)
-QS_LON, QS_LAT = VILLAGES.set_index("code").loc["441900105203", "geometry"].representative_point().coords[0]
+@cache
+def true_point() -> tuple[float, float]:
+    """A WGS-84 point in 樟洋社区 (ZMT-04); the fake server answers with its GCJ-02 form."""
+    return villages().set_index("code").loc["441900112005", "geometry"].representative_point().coords[0]
+
+
+def gcj_point() -> tuple[float, float]:
+    """true_point() in GCJ-02 (lon, lat): eviltransform is an independent implementation of the forward transform."""
+    glat, glon = eviltransform.wgs2gcj(true_point()[1], true_point()[0])
+    return glon, glat
+
+
+@cache
+def qs_point() -> tuple[float, float]:
+    """A WGS-84 point in a village of QS-05."""
+    return villages().set_index("code").loc["441900105203", "geometry"].representative_point().coords[0]
 
 
 def _gcj(lon, lat):
@@ -370,15 +405,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(500, b"internal error")
         if mode == "badjson":
             return self._send(200, b"{not json", "application/json")
+        (gcj_lon, gcj_lat), (qs_lon, qs_lat) = gcj_point(), qs_point()
         body = {
             "ok": {"status": "1", "info": "OK", "infocode": "10000", "count": "1", "geocodes": [
                 {"formatted_address": "广东省东莞市樟木头镇樟洋社区某商场", "country": "中国", "province": "广东省",
-                 "city": "东莞市", "district": [], "township": [], "location": f"{GCJ_LON:.6f},{GCJ_LAT:.6f}",
+                 "city": "东莞市", "district": [], "township": [], "location": f"{gcj_lon:.6f},{gcj_lat:.6f}",
                  "level": "兴趣点"}]},
             "qishi": {"status": "1", "info": "OK", "count": "1", "geocodes": [
-                {"formatted_address": "广东省东莞市企石镇某商场", "location": _gcj(QS_LON, QS_LAT), "level": "兴趣点"}]},
+                {"formatted_address": "广东省东莞市企石镇某商场", "location": _gcj(qs_lon, qs_lat), "level": "兴趣点"}]},
             "town": {"status": "1", "info": "OK", "count": "1", "geocodes": [
-                {"formatted_address": "广东省东莞市樟木头镇", "location": f"{GCJ_LON:.6f},{GCJ_LAT:.6f}", "level": "乡镇"}]},
+                {"formatted_address": "广东省东莞市樟木头镇", "location": f"{gcj_lon:.6f},{gcj_lat:.6f}", "level": "乡镇"}]},
             "empty": {"status": "1", "info": "OK", "count": "0", "geocodes": []},
             "error": {"status": "0", "info": "INVALID_USER_KEY", "infocode": "10001"},
             "slow": {"status": "1", "info": "OK", "count": "0", "geocodes": []},
@@ -423,9 +459,9 @@ def test_amap_returns_wgs84(amap):
     cands = provider(amap).geocode("樟木头镇某商场")
     assert len(cands) == 1
     c = cands[0]
-    assert dist_m(c.lon, c.lat, TRUE_LON, TRUE_LAT) < 0.5
+    assert dist_m(c.lon, c.lat, *true_point()) < 0.5
     # and not still in GCJ-02 (which is hundreds of metres off)
-    assert dist_m(GCJ_LON, GCJ_LAT, TRUE_LON, TRUE_LAT) > 100
+    assert dist_m(*gcj_point(), *true_point()) > 100
     assert c.score == 0.9 and c.kind == "landmark"
     path, q = amap.requests[0]
     assert path == "/v3/geocode/geo"
@@ -475,7 +511,7 @@ def test_fallback_uses_provider(gz, amap):
     assert r.method == "provider:amap"
     assert r.needs_review is False
     assert r.zone_id == "ZMT-04"
-    assert dist_m(r.lon, r.lat, TRUE_LON, TRUE_LAT) < 0.5
+    assert dist_m(r.lon, r.lat, *true_point()) < 0.5
     assert r.candidates[0].village_code == "441900112005"
     assert "only the town" in r.note          # why the provider was asked
 
@@ -526,7 +562,7 @@ def test_any_provider_object_works(gz):
         name = "fixed"
 
         def geocode(self, text):
-            return [Candidate("landmark", "x", text, QS_LON, QS_LAT, score=0.95)]
+            return [Candidate("landmark", "x", text, *qs_point(), score=0.95)]
 
     r = geocode_address("asdf", gz, provider=Broken())
     assert r.method == "gazetteer" and "provider broken failed" in r.note

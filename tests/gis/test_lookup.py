@@ -1,15 +1,15 @@
 """Tests for gis.lookup.ZoneIndex against an independent brute-force reference.
 
-The reference reads data/boundaries/villages.geojson with plain `json` and
-`shapely.geometry.shape`, dissolves the villages per zone_id with
-shapely.union_all, and answers a point with min(zone_id of every zone whose
-polygon `covers` it). Nothing from gis.* is used to build it.
+The reference (zonechief.testing.BruteForceLookup) reads data/boundaries/villages.geojson with plain
+`json` and `shapely.geometry.shape`, dissolves the villages per zone_id with shapely.union_all, and
+answers a point with min(zone_id of every zone whose polygon `covers` it). Nothing from gis.* is used
+to build it. It is built on first use (tests.helpers.shipped_reference), not when pytest imports this.
 """
 from __future__ import annotations
 
-import json
 import math
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,69 +18,40 @@ import pandas as pd
 import pyproj
 import pytest
 import shapely
-from hypothesis import given, settings, strategies as st
-from shapely.geometry import shape
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gis import crs as gcrs
 from gis.lookup import ZoneIndex
 from gis.points import CoordinateError
 from gis.roster import Roster
+from tests.helpers import ZONE_IDS, shipped_reference
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "boundaries"
+DATA = Path(__file__).resolve().parents[2] / "data" / "boundaries"
 SETTINGS = settings(max_examples=150, deadline=None)
 
 
 # --------------------------------------------------------------------------- reference
 
 
-def _load_reference():
-    fc = json.loads((DATA / "villages.geojson").read_text(encoding="utf-8"))
-    villages = [(f["properties"]["code"], f["properties"]["zone_id"], shape(f["geometry"])) for f in fc["features"]]
-    zone_ids = sorted({z for _, z, _ in villages})
-    zones = {z: shapely.union_all([g for _, zz, g in villages if zz == z]) for z in zone_ids}
-    return villages, zone_ids, zones
-
-
-VILLAGES, ZONE_IDS, ZONES = _load_reference()
-ZONE_ARR = np.array(ZONE_IDS, dtype=object)
-ZONE_GEOMS = [ZONES[z] for z in ZONE_IDS]
-ZONE_OUTLINES = [g.boundary for g in ZONE_GEOMS]
-ALL_BOUNDS = shapely.union_all(ZONE_GEOMS).bounds
-
-_TO_M = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
-
-
-def _to_metric(g):
-    return shapely.transform(g, lambda xy: np.column_stack(_TO_M.transform(xy[:, 0], xy[:, 1])))
-
-
-ZONE_GEOMS_M = [_to_metric(g) for g in ZONE_GEOMS]
+def ref():
+    """The brute-force reference on the shipped villages (built once per process, on first use)."""
+    return shipped_reference()
 
 
 def ref_cover(x, y) -> np.ndarray:
     """(n_zones, n_points) boolean: zone polygon covers point (shapely `covers`)."""
-    pts = shapely.points(np.asarray(x, dtype="f8"), np.asarray(y, dtype="f8"))
-    return np.array([shapely.covers(g, pts) for g in ZONE_GEOMS]).reshape(len(ZONE_GEOMS), -1)
+    return ref().covers(x, y)
 
 
 def ref_zone(x, y):
     """Expected zone (min covering zone_id or None) and whether it lies on that zone's outline."""
-    cov = ref_cover(x, y)
-    hit = cov.any(axis=0)
-    first = cov.argmax(axis=0)  # ZONE_IDS is sorted, so the first covering zone is the min zone_id
-    zone = np.where(hit, ZONE_ARR[first], None)
-    pts = shapely.points(np.asarray(x, dtype="f8"), np.asarray(y, dtype="f8")).reshape(-1)
-    onb = np.zeros(len(pts), dtype=bool)
-    for k in np.flatnonzero(hit):
-        onb[k] = shapely.intersects(ZONE_OUTLINES[first[k]], pts[k])
-    return zone, onb
+    return ref().zone_and_boundary(np.asarray(x, dtype="f8"), np.asarray(y, dtype="f8"))
 
 
 def ref_distance(x, y):
     """Distance in metres (EPSG:4547) to every zone: (n_zones, n_points)."""
-    mx, my = _TO_M.transform(np.asarray(x, dtype="f8"), np.asarray(y, dtype="f8"))
-    pts = shapely.points(mx, my)
-    return np.array([shapely.distance(g, pts) for g in ZONE_GEOMS_M]).reshape(len(ZONE_GEOMS), -1)
+    return ref().zone_distances(x, y)
 
 
 def ids(values) -> list:
@@ -91,6 +62,12 @@ def ids(values) -> list:
 @pytest.fixture(scope="module")
 def idx() -> ZoneIndex:
     return ZoneIndex.load()
+
+
+def test_zone_ids_are_the_shipped_ones(idx):
+    """tests.helpers.ZONE_IDS (for parametrize, known before any data is read) is what the data holds."""
+    assert ref().zone_ids == ZONE_IDS
+    assert sorted(idx.zones.zone_id) == ZONE_IDS
 
 
 # --------------------------------------------------------------------------- random points vs reference
@@ -129,7 +106,7 @@ def check_against_reference(idx: ZoneIndex, x, y) -> pd.DataFrame:
 
 def test_assign_matches_reference_uniform_over_bbox(idx):
     rng = np.random.default_rng(20261127)
-    minx, miny, maxx, maxy = ALL_BOUNDS
+    minx, miny, maxx, maxy = ref().bounds
     n = 6000
     x = rng.uniform(minx - 0.01, maxx + 0.01, n)
     y = rng.uniform(miny - 0.01, maxy + 0.01, n)
@@ -142,7 +119,7 @@ def test_assign_matches_reference_uniform_over_bbox(idx):
 @pytest.mark.parametrize("zone_id", ZONE_IDS)
 def test_assign_matches_reference_in_each_zone_bbox(idx, zone_id):
     rng = np.random.default_rng(1000 + ZONE_IDS.index(zone_id))
-    minx, miny, maxx, maxy = ZONES[zone_id].bounds
+    minx, miny, maxx, maxy = ref().zones[zone_id].bounds
     n = 400
     x = rng.uniform(minx, maxx, n)
     y = rng.uniform(miny, maxy, n)
@@ -150,14 +127,15 @@ def test_assign_matches_reference_in_each_zone_bbox(idx, zone_id):
     assert (np.array(ids(df["zone_id"]), dtype=object) == zone_id).sum() > 0.2 * n
 
 
-lon_st = st.floats(ALL_BOUNDS[0] - 0.02, ALL_BOUNDS[2] + 0.02)
-lat_st = st.floats(ALL_BOUNDS[1] - 0.02, ALL_BOUNDS[3] + 0.02)
+# Deferred: the bounds are read from the reference when hypothesis first draws, not at import.
+lon_st = st.deferred(lambda: st.floats(ref().bounds[0] - 0.02, ref().bounds[2] + 0.02))
+lat_st = st.deferred(lambda: st.floats(ref().bounds[1] - 0.02, ref().bounds[3] + 0.02))
 
 
 @st.composite
 def zone_bbox_point(draw):
     z = draw(st.sampled_from(ZONE_IDS))
-    minx, miny, maxx, maxy = ZONES[z].bounds
+    minx, miny, maxx, maxy = ref().zones[z].bounds
     return minx + draw(st.floats(0, 1)) * (maxx - minx), miny + draw(st.floats(0, 1)) * (maxy - miny)
 
 
@@ -208,9 +186,10 @@ def test_assign_batch_is_pointwise(idx, pts):
 # --------------------------------------------------------------------------- boundaries
 
 
+@cache
 def _vertex_zones():
     zones, villages = {}, {}
-    for code, z, g in VILLAGES:
+    for code, z, g in ref().villages:
         for poly in shapely.get_parts(g):
             for ring in [poly.exterior, *poly.interiors]:
                 for xy in ring.coords:
@@ -219,15 +198,35 @@ def _vertex_zones():
     return zones, villages
 
 
-VERTEX_ZONES, VERTEX_VILLAGES = _vertex_zones()
-SHARED_VERTICES = sorted(v for v, zs in VERTEX_ZONES.items() if len(zs) >= 2)
-SAME_ZONE_VERTICES = sorted(v for v, zs in VERTEX_ZONES.items() if len(zs) == 1 and len(VERTEX_VILLAGES[v]) >= 2)
-OUTLINE_VERTICES = sorted(v for v, zs in VERTEX_ZONES.items() if len(zs) == 1 and len(VERTEX_VILLAGES[v]) == 1)
+def vertex_zones() -> dict:
+    """Each vertex of the villages -> the zones it belongs to."""
+    return _vertex_zones()[0]
 
 
+@cache
+def shared_vertices() -> list:
+    """Vertices of two or more zones."""
+    return sorted(v for v, zs in vertex_zones().items() if len(zs) >= 2)
+
+
+@cache
+def same_zone_vertices() -> list:
+    """Vertices of one zone shared by two or more of its villages."""
+    zones, villages = _vertex_zones()
+    return sorted(v for v, zs in zones.items() if len(zs) == 1 and len(villages[v]) >= 2)
+
+
+@cache
+def outline_vertices() -> list:
+    """Vertices of one village only."""
+    zones, villages = _vertex_zones()
+    return sorted(v for v, zs in zones.items() if len(zs) == 1 and len(villages[v]) == 1)
+
+
+@cache
 def _shared_segments():
     segs = {}
-    for code, z, g in VILLAGES:
+    for code, z, g in ref().villages:
         for poly in shapely.get_parts(g):
             cs = list(poly.exterior.coords)
             for a, b in zip(cs, cs[1:]):
@@ -235,18 +234,16 @@ def _shared_segments():
     return {s: v for s, v in segs.items() if len(v) >= 2}
 
 
-SHARED_SEGMENTS = _shared_segments()
-VILLAGE_GEOM = {code: g for code, _, g in VILLAGES}
-
-
+@cache
 def _points_on_segments(same_zone: bool):
     """Points at simple fractions of shared segments that the reference says lie on both sides.
 
     A computed point is rarely exactly on a segment in floating point, so each
     candidate is kept only if every polygon sharing the segment covers it.
     """
+    village_geom = {code: g for code, _, g in ref().villages}
     out = []
-    for (a, b), owners in SHARED_SEGMENTS.items():
+    for (a, b), owners in _shared_segments().items():
         if (len({z for _, z in owners}) == 1) != same_zone:
             continue
         for n in range(2, 17):
@@ -255,24 +252,30 @@ def _points_on_segments(same_zone: bool):
                     continue
                 t = k / n
                 p = shapely.Point(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
-                if all(VILLAGE_GEOM[c].covers(p) for c, _ in owners):
+                if all(village_geom[c].covers(p) for c, _ in owners):
                     out.append((p.x, p.y))
     return out
 
 
-EDGE_POINTS = _points_on_segments(same_zone=False)
-SAME_ZONE_EDGE_POINTS = _points_on_segments(same_zone=True)
+def edge_points() -> list:
+    """Points on edges shared by villages of different zones."""
+    return _points_on_segments(same_zone=False)
+
+
+def same_zone_edge_points() -> list:
+    """Points on edges shared by villages of the same zone."""
+    return _points_on_segments(same_zone=True)
 
 
 def test_boundary_fixtures_are_meaningful():
-    assert len(SHARED_VERTICES) >= 40
-    assert len(EDGE_POINTS) >= 20
+    assert len(shared_vertices()) >= 40
+    assert len(edge_points()) >= 20
     # both multi-village zones have an internal edge point
-    zs = ref_zone([p[0] for p in SAME_ZONE_EDGE_POINTS], [p[1] for p in SAME_ZONE_EDGE_POINTS])[0]
+    zs = ref_zone([p[0] for p in same_zone_edge_points()], [p[1] for p in same_zone_edge_points()])[0]
     assert {"ZMT-07", "ZMT-08"} <= set(zs)
     # and the internal shared vertices known from the data
-    assert (114.099372, 22.887602) in SAME_ZONE_VERTICES
-    assert (114.039892, 22.856928) in SAME_ZONE_VERTICES
+    assert (114.099372, 22.887602) in same_zone_vertices()
+    assert (114.039892, 22.856928) in same_zone_vertices()
 
 
 def check_boundary_points(idx, pts, expect_multi: bool):
@@ -281,7 +284,7 @@ def check_boundary_points(idx, pts, expect_multi: bool):
     cov = ref_cover(x, y)
     if expect_multi:
         assert (cov.sum(axis=0) >= 2).all()
-    exp = [min(ZONE_ARR[cov[:, i]]) for i in range(len(pts))]
+    exp = [min(ref().zone_array[cov[:, i]]) for i in range(len(pts))]
     df = idx.assign(x, y)
     assert ids(df["zone_id"]) == exp
     assert (df["on_boundary"]).all()
@@ -307,25 +310,25 @@ def check_boundary_points(idx, pts, expect_multi: bool):
 
 
 def test_shared_vertices_go_to_smallest_zone(idx):
-    check_boundary_points(idx, SHARED_VERTICES, expect_multi=True)
+    check_boundary_points(idx, shared_vertices(), expect_multi=True)
 
 
 def test_shared_edge_points_go_to_smallest_zone(idx):
-    check_boundary_points(idx, EDGE_POINTS, expect_multi=True)
+    check_boundary_points(idx, edge_points(), expect_multi=True)
 
 
 def test_outline_vertices_are_on_boundary(idx):
-    pts = OUTLINE_VERTICES[::5]
+    pts = outline_vertices()[::5]
     assert len(pts) > 50
     check_boundary_points(idx, pts, expect_multi=False)
 
 
 def test_vertices_shared_within_one_zone(idx):
     """A vertex shared only by villages of the same zone is on_boundary only if on the zone outline."""
-    assert SAME_ZONE_VERTICES
-    for lon, lat in SAME_ZONE_VERTICES:
-        (z,) = VERTEX_ZONES[(lon, lat)]
-        on_outline = ZONES[z].boundary.intersects(shapely.Point(lon, lat))
+    assert same_zone_vertices()
+    for lon, lat in same_zone_vertices():
+        (z,) = vertex_zones()[(lon, lat)]
+        on_outline = ref().zones[z].boundary.intersects(shapely.Point(lon, lat))
         a = idx.lookup(lon, lat)
         assert a.zone_id == z
         assert a.on_boundary == on_outline
@@ -334,7 +337,7 @@ def test_vertices_shared_within_one_zone(idx):
 
 
 def test_internal_edge_of_multi_village_zone_is_not_a_boundary(idx):
-    pts = SAME_ZONE_EDGE_POINTS
+    pts = same_zone_edge_points()
     x = np.array([p[0] for p in pts])
     y = np.array([p[1] for p in pts])
     exp, exp_onb = ref_zone(x, y)
@@ -355,11 +358,11 @@ def test_internal_edge_of_multi_village_zone_is_not_a_boundary(idx):
 def _outside_points(n: int, seed: int):
     """Points outside every zone: uniform around the data plus points just off the outline."""
     rng = np.random.default_rng(seed)
-    minx, miny, maxx, maxy = ALL_BOUNDS
+    minx, miny, maxx, maxy = ref().bounds
     x = rng.uniform(minx - 0.02, maxx + 0.02, n)
     y = rng.uniform(miny - 0.02, maxy + 0.02, n)
     # points within ~0..400 m of the zones' outer outline
-    outline = _to_metric(shapely.union_all(ZONE_GEOMS)).boundary
+    outline = ref().to_metric(shapely.union_all(ref().zone_geoms)).boundary
     s = rng.uniform(0, outline.length, n)
     on = shapely.line_interpolate_point(outline, s)
     ang = rng.uniform(0, 2 * np.pi, n)
@@ -374,12 +377,16 @@ def _outside_points(n: int, seed: int):
     return x[keep], y[keep]
 
 
-OUT_X, OUT_Y = _outside_points(2500, seed=11)
-OUT_D = ref_distance(OUT_X, OUT_Y)
-OUT_DMIN = OUT_D.min(axis=0)
+@cache
+def outside():
+    """(x, y, distance to every zone, distance to the nearest zone) of 2500 points outside every zone."""
+    x, y = _outside_points(2500, seed=11)
+    d = ref_distance(x, y)
+    return x, y, d, d.min(axis=0)
 
 
 def test_outside_distance_and_nearest_zone(idx):
+    OUT_X, OUT_Y, OUT_D, OUT_DMIN = outside()
     assert len(OUT_X) > 2000
     assert (OUT_DMIN < 100).sum() > 200 and (OUT_DMIN > 100).sum() > 200
     df = idx.assign(OUT_X, OUT_Y)
@@ -389,13 +396,14 @@ def test_outside_distance_and_nearest_zone(idx):
     # nearest zone: where the nearest is unambiguous by more than a metre
     order = np.sort(OUT_D, axis=0)
     clear = (order[1] - order[0]) > 1.0
-    exp_near = ZONE_ARR[OUT_D.argmin(axis=0)]
+    exp_near = ref().zone_array[OUT_D.argmin(axis=0)]
     got_near = np.array(ids(df["nearest_zone_id"]), dtype=object)
     np.testing.assert_array_equal(got_near[clear], exp_near[clear])
 
 
 @pytest.mark.parametrize("tol", [0.0, 25.0, None, 300.0])
 def test_snapping_follows_tolerance(tol):
+    OUT_X, OUT_Y, _, OUT_DMIN = outside()
     ix = ZoneIndex.load(snap_tolerance_m=tol)
     t = 100.0 if tol is None else tol  # default snap_tolerance_m is 100 m
     assert ix.snap_tolerance_m == t
@@ -494,13 +502,16 @@ def test_swapped_lon_lat_message(idx):
 
 
 def _inner(z):
-    return ZONES[z].buffer(-0.001)
+    return ref().zones[z].buffer(-0.001)
 
 
-INNER_TRIANGLES = {
-    z: [t for part in shapely.get_parts(_inner(z)) for t in shapely.get_parts(shapely.constrained_delaunay_triangles(part))]
-    for z in ZONE_IDS
-}
+@cache
+def inner_triangles() -> dict:
+    """Each zone shrunk by ~100 m, cut into triangles (to draw points well inside it)."""
+    return {
+        z: [t for part in shapely.get_parts(_inner(z)) for t in shapely.get_parts(shapely.constrained_delaunay_triangles(part))]
+        for z in ZONE_IDS
+    }
 CONVERT = {
     "gcj02": gcrs.wgs84_to_gcj02,
     "bd09": gcrs.wgs84_to_bd09,
@@ -512,7 +523,7 @@ CONVERT = {
 @st.composite
 def inner_point(draw):
     z = draw(st.sampled_from(ZONE_IDS))
-    tris = INNER_TRIANGLES[z]
+    tris = inner_triangles()[z]
     tri = tris[draw(st.integers(0, len(tris) - 1))]
     (ax, ay), (bx, by), (cx, cy) = list(tri.exterior.coords)[:3]
     u, v = draw(st.floats(0, 1)), draw(st.floats(0, 1))
@@ -565,7 +576,7 @@ def test_offset_and_projected_crs_batch(idx, crs):
 
 
 def _zone_point(z):
-    p = ZONES[z].representative_point()
+    p = ref().zones[z].representative_point()
     return p.x, p.y
 
 
@@ -616,7 +627,7 @@ def test_every_zone_has_exactly_one_chief_now(idx):
 
 
 def _sample_points():
-    pts = [_zone_point(z) for z in ZONE_IDS[:6]] + [(114.5, 23.5), SHARED_VERTICES[0]]
+    pts = [_zone_point(z) for z in ZONE_IDS[:6]] + [(114.5, 23.5), shared_vertices()[0]]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
@@ -652,7 +663,7 @@ def test_assign_geoseries_projected_and_duplicate_index(idx):
     # projection round trip, so it only has to land in one of the zones sharing it
     assert ids(out["zone_id"])[:-1] == ids(plain["zone_id"])[:-1]
     assert list(out["status"])[:-1] == list(plain["status"])[:-1]
-    assert out["zone_id"].iloc[-1] in VERTEX_ZONES[SHARED_VERTICES[0]]
+    assert out["zone_id"].iloc[-1] in vertex_zones()[shared_vertices()[0]]
     np.testing.assert_allclose(out["lon_wgs84"], x, atol=1e-7)
 
 

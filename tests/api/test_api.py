@@ -1,48 +1,42 @@
-"""HTTP API end to end: a real uvicorn server on a free port, spoken to with httpx."""
+"""The HTTP API in-process (FastAPI's TestClient, which is an httpx client) on the shipped index and a
+throw-away SQLite store. Real servers (uvicorn on a port) are in tests/live."""
 from __future__ import annotations
 
 import json
 import math
-import time
 
 import httpx
 import pytest
-from hypothesis import given, settings, strategies as st
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.app import create_app
 from gis.crs import wgs84_to_bd09, wgs84_to_gcj02
-from gis.lookup import ZoneIndex
-from tests.conftest import LiveServer
+from tests.helpers import ZONE_IDS, shipped_index
 
 PROBLEM = "application/problem+json"
 GEOJSON = "application/geo+json"
 
-INDEX = ZoneIndex.load()
-ZONE_IDS = list(INDEX.zones.zone_id)
-
 
 def _inner_point(zone_id: str) -> tuple[float, float]:
     """A point about 100 m inside the zone (its representative point if the zone is too thin)."""
-    g = INDEX.zones.set_index("zone_id").geometry[zone_id]
+    g = shipped_index().zones.set_index("zone_id").geometry[zone_id]
     inner = g.buffer(-0.001)
     p = (inner if not inner.is_empty else g).representative_point()
     return float(p.x), float(p.y)
 
 
 def _rep_point(zone_id: str) -> tuple[float, float]:
-    p = INDEX.zones.set_index("zone_id").geometry[zone_id].representative_point()
+    p = shipped_index().zones.set_index("zone_id").geometry[zone_id].representative_point()
     return float(p.x), float(p.y)
 
 
 @pytest.fixture(scope="module")
-def base_url():
-    with LiveServer(create_app()) as srv:
-        yield srv.url
-
-
-@pytest.fixture(scope="module")
-def client(base_url):
-    with httpx.Client(base_url=base_url, timeout=30) as c:
+def client(zone_index, tmp_path_factory):
+    """The app on the shipped index (given, not loaded again) and an empty SQLite store, lifespan run."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('api') / 'zonechief.sqlite'}"
+    with TestClient(create_app(index=zone_index, database_url=url)) as c:
         yield c
 
 
@@ -68,7 +62,7 @@ def assert_problem(r: httpx.Response, status: int, *needles: str) -> dict:
 
 
 @pytest.mark.parametrize("zone_id", ZONE_IDS)
-def test_lookup_each_zone(client, zone_id):
+def test_lookup_each_zone(client, zone_index, zone_id):
     lon, lat = _rep_point(zone_id)
     r = client.get("/v1/lookup", params={"lon": lon, "lat": lat})
     assert r.status_code == 200
@@ -78,11 +72,11 @@ def test_lookup_each_zone(client, zone_id):
     assert body["zone"]["id"] == zone_id
     assert body["zone"]["name"]
     assert body["chief"] is not None
-    assert body["chief"]["id"] == INDEX.roster.chiefs_by_zone()[zone_id].person_id
+    assert body["chief"]["id"] == zone_index.roster.chiefs_by_zone()[zone_id].person_id
     assert body["point"] == {"lon": pytest.approx(lon, abs=1e-12), "lat": pytest.approx(lat, abs=1e-12), "crs": "wgs84"}
     assert body["query"] == {"lon": lon, "lat": lat, "crs": "wgs84"}
     assert body["on_boundary"] is False and body["snapped"] is False
-    assert body["village"]["code"] in INDEX.zones.set_index("zone_id").village_codes[zone_id].split(",")
+    assert body["village"]["code"] in zone_index.zones.set_index("zone_id").village_codes[zone_id].split(",")
 
 
 @pytest.mark.parametrize("zone_id", ZONE_IDS)

@@ -2,34 +2,35 @@
 
 ZoneIndex.locate answers batches of more than 4 points from a cell grid, and
 _classify finds the nearest unit of outside points from a metric candidate grid.
-Both must give exactly what shapely gives point by point. The reference here
-reads data/boundaries/villages.geojson with json + shapely only, orders the
-villages as the index promises (zone_id, then code) and answers each point with
+Both must give exactly what shapely gives point by point. The reference
+(zonechief.testing.BruteForceLookup) reads data/boundaries/villages.geojson with
+json + shapely only, orders the villages as the index promises (zone_id, then code)
+and answers each point with
     unit     = first village whose interior holds it, else first that covers it, else -1
     interior = some village's interior holds it
-for every village, with no grid, tree or bounding box in between.
+for every village, with no grid, tree or bounding box in between. The reference,
+the index and its grid are built on first use, not when pytest imports this module.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
 import tracemalloc
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
 import geopandas as gpd
-import httpx
 import numpy as np
 import pandas as pd
 import pyproj
 import pytest
 import shapely
 from fastapi import FastAPI, Query
+from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shapely.geometry import shape
 
 from api import errors
 from api.app import create_app
@@ -38,61 +39,82 @@ from api.lookup import assignment_json
 from api.lookup import crs_param as _crs_param
 from api.schemas import LookupResult
 from gis.lookup import ZoneIndex, normalize_units
-from tests.conftest import LiveServer
+from tests.helpers import shipped_reference
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "boundaries"
-
-_fc = json.loads((DATA / "villages.geojson").read_text(encoding="utf-8"))
-_ref = sorted(((f["properties"]["zone_id"], f["properties"]["code"]), shape(f["geometry"])) for f in _fc["features"])
-REF_KEYS = [k for k, _ in _ref]
-REF_GEOMS = np.array([g for _, g in _ref], dtype=object)
-REF_ZONE = np.array([z for z, _ in REF_KEYS], dtype=object)
 _TO_M = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
-REF_GEOMS_M = np.array([shapely.transform(g, lambda xy: np.column_stack(_TO_M.transform(xy[:, 0], xy[:, 1])))
-                        for g in REF_GEOMS], dtype=object)
-MINX, MINY, MAXX, MAXY = shapely.total_bounds(REF_GEOMS)
+# The shipped villages' extent (WGS-84), for the hypothesis strategies below, which need it before any
+# data is read; test_box_constants_match_the_data checks it against the reference.
+MINX, MINY, MAXX, MAXY = 113.975239, 22.814465, 114.176736, 23.103968
+
+
+def ref():
+    """The brute-force reference on the shipped villages (built once per process, on first use)."""
+    return shipped_reference()
+
+
+def ref_geoms() -> np.ndarray:
+    """The villages, in the index's order (zone_id, then code)."""
+    return ref().unit_geoms
 
 
 def ref_locate(x, y):
     """Brute force: every point against every village."""
-    pts = shapely.points(np.asarray(x, dtype="f8"), np.asarray(y, dtype="f8"))
-    inside = np.array([shapely.contains(g, pts) for g in REF_GEOMS]).reshape(len(REF_GEOMS), -1)
-    cover = np.array([shapely.covers(g, pts) for g in REF_GEOMS]).reshape(len(REF_GEOMS), -1)
-    unit = np.where(inside.any(axis=0), inside.argmax(axis=0), np.where(cover.any(axis=0), cover.argmax(axis=0), -1))
-    return unit, inside.any(axis=0)
+    return ref().locate(np.asarray(x, dtype="f8"), np.asarray(y, dtype="f8"))
 
 
 def ref_nearest(mx, my):
     """Brute force in EPSG:4547: distance to every village; nearest = smallest index among exact ties."""
-    pts = shapely.points(np.asarray(mx, dtype="f8"), np.asarray(my, dtype="f8"))
-    d = np.array([shapely.distance(g, pts) for g in REF_GEOMS_M]).reshape(len(REF_GEOMS), -1)
-    return d
+    return ref().village_distances(mx, my, metric=True)
 
 
-IDX = ZoneIndex.load()
-GRID = IDX._cell_grid()  # built on first bulk use; the strategies below need its cells
-MIXED_CELLS = np.flatnonzero(GRID.table == -2)
+@cache
+def _index() -> ZoneIndex:
+    """This module's own index (not the session's), loaded on first use."""
+    return ZoneIndex.load()
+
+
+@cache
+def _grid():
+    """The index's cell grid: built on first bulk use; the strategies below need its cells."""
+    return _index()._cell_grid()
+
+
+@cache
+def _mixed_cells() -> np.ndarray:
+    return np.flatnonzero(_grid().table == -2)
+
+
+@cache
+def _mixed_subcells() -> np.ndarray:
+    return np.flatnonzero(_grid().sub == -2)
+
+
 S = 8  # subcells per side of a mixed cell (gis.lookup_grids.SUB)
-MIXED_SUBCELLS = np.flatnonzero(GRID.sub == -2)
 
 
 def subcell_origin(k):
-    """Lower-left corner, in subcell units from the grid origin, of subcell k (flat index into GRID.sub)."""
-    cell = GRID.mixed_cells[k // (S * S)]
-    return (cell % GRID.W) * S + k % S, (cell // GRID.W) * S + (k // S) % S
+    """Lower-left corner, in subcell units from the grid origin, of subcell k (flat index into the grid's sub)."""
+    g = _grid()
+    cell = g.mixed_cells[k // (S * S)]
+    return (cell % g.W) * S + k % S, (cell // g.W) * S + (k // S) % S
 
 
 @pytest.fixture(scope="module")
 def idx() -> ZoneIndex:
+    index = _index()
     # the reference is about the same polygons, in the same order
-    assert list(zip(IDX.units["zone_id"], IDX.units["unit_id"])) == REF_KEYS
-    assert all(shapely.equals_exact(a, b, tolerance=0) for a, b in zip(IDX._geoms, REF_GEOMS))
-    return IDX
+    assert list(zip(index.units["zone_id"], index.units["unit_id"])) == ref().unit_keys
+    assert all(shapely.equals_exact(a, b, tolerance=0) for a, b in zip(index._geoms, ref_geoms()))
+    return index
 
 
 @pytest.fixture(scope="module")
 def grid(idx):
-    return GRID
+    return _grid()
+
+
+def test_box_constants_match_the_data():
+    assert (MINX, MINY, MAXX, MAXY) == tuple(shapely.total_bounds(ref_geoms()))
 
 
 def check_locate(idx, x, y):
@@ -117,7 +139,7 @@ def check_locate(idx, x, y):
 # --------------------------------------------------------------------------- special points
 
 def _segments():
-    for k, g in enumerate(REF_GEOMS):
+    for k, g in enumerate(ref_geoms()):
         for part in shapely.get_parts(g):
             for ring in [part.exterior, *part.interiors]:
                 cs = np.asarray(ring.coords)
@@ -125,40 +147,48 @@ def _segments():
                     yield k, a, b
 
 
-SEGMENTS = list(_segments())
-VERTICES = np.unique(np.array([a for _, a, _ in SEGMENTS]), axis=0)
+@cache
+def segments() -> list:
+    """(village index, start, end) of every edge of every village."""
+    return list(_segments())
 
 
-def _edge_points():
+@cache
+def vertices() -> np.ndarray:
+    """Every vertex of the villages, once."""
+    return np.unique(np.array([a for _, a, _ in segments()]), axis=0)
+
+
+@cache
+def edge_points() -> np.ndarray:
     """Points at simple fractions of every edge that the reference puts on a village boundary."""
     pts = []
-    for k, a, b in SEGMENTS:
+    for _k, a, b in segments():
         for n in (2, 3, 5, 7, 16):
             for j in range(1, n):
                 pts.append(a + (b - a) * (j / n))
     pts = np.array(pts)
     on = np.zeros(len(pts), dtype=bool)
     p = shapely.points(pts)
-    for g in REF_GEOMS:
+    for g in ref_geoms():
         on |= shapely.intersects(g.boundary, p)
     return pts[on]
 
 
-EDGE_POINTS = _edge_points()
-
-
 def test_special_point_sets_are_meaningful(idx, grid):
+    VERTICES, EDGE_POINTS = vertices(), edge_points()
     assert len(VERTICES) > 500
     assert len(EDGE_POINTS) > 1000  # many fractions land exactly on the edge in floating point
     u, it = ref_locate(EDGE_POINTS[:, 0], EDGE_POINTS[:, 1])
     assert (u >= 0).all() and (~it).sum() > 1000  # on a boundary, not in any interior
     for t in (grid.table, grid.sub):
         assert (t == -2).sum() > 1000 and (t == -1).sum() > 1000 and (t >= 0).sum() > 1000
-        assert set(np.unique(t[t >= 0])) == set(range(len(REF_GEOMS)))  # every village has pure (sub)cells
+        assert set(np.unique(t[t >= 0])) == set(range(len(ref_geoms())))  # every village has pure (sub)cells
     assert len(grid.sub) == S * S * (grid.table == -2).sum()
 
 
 def test_vertices_and_edge_points(idx):
+    VERTICES, EDGE_POINTS = vertices(), edge_points()
     unit, interior = check_locate(idx, VERTICES[:, 0], VERTICES[:, 1])
     assert (unit >= 0).all() and not interior.any()
     unit, interior = check_locate(idx, EDGE_POINTS[:, 0], EDGE_POINTS[:, 1])
@@ -190,7 +220,7 @@ def test_boundary_crossings_of_cell_edges(idx, grid):
     """Where village edges cross grid lines: points on both, as near as floating point gets."""
     gx, gy = _grid_lines(grid)
     xs, ys = [], []
-    for _, a, b in SEGMENTS:
+    for _, a, b in segments():
         lo, hi = min(a[0], b[0]), max(a[0], b[0])
         for v in gx[(gx >= lo) & (gx <= hi)]:
             if b[0] != a[0]:
@@ -210,7 +240,7 @@ def test_boundary_crossings_of_cell_edges(idx, grid):
 def test_points_in_mixed_and_pure_cells(idx, grid):
     rng = np.random.default_rng(6)
     xs, ys = [], []
-    for cls in (-2, -1, *range(len(REF_GEOMS))):
+    for cls in (-2, -1, *range(len(ref_geoms()))):
         cells = np.flatnonzero(grid.table == cls)
         c = cells[rng.integers(0, len(cells), 3000 if cls == -2 else 300)]
         u = rng.choice([0.0, 1.0, 0.5, *rng.uniform(0, 1, 5)], len(c))  # corners and edges of cells too
@@ -241,6 +271,7 @@ finite_in_box = st.tuples(st.floats(MINX - 0.01, MAXX + 0.01), st.floats(MINY - 
 
 @st.composite
 def special_point(draw):
+    VERTICES, EDGE_POINTS, SEGMENTS = vertices(), edge_points(), segments()
     kind = draw(st.sampled_from(["box", "vertex", "edge", "segment", "grid", "cell", "subcell"]))
     if kind == "box":
         return draw(finite_in_box)
@@ -252,15 +283,17 @@ def special_point(draw):
         _, a, b = SEGMENTS[draw(st.integers(0, len(SEGMENTS) - 1))]
         t = draw(st.floats(0, 1))
         return tuple(a + (b - a) * t)
-    g = GRID
+    g = _grid()
     if kind == "grid":  # on a vertical (sub)cell edge, a horizontal one, or both
         gx = g.x0 + draw(st.integers(0, g.W * S)) * (g.dx / S)
         gy = g.y0 + draw(st.integers(0, g.H * S)) * (g.dy / S)
         bx, by = draw(finite_in_box)
         return draw(st.sampled_from([(gx, gy), (gx, by), (bx, gy)]))
     if kind == "cell":  # in a mixed cell (a boundary passes near), anywhere in it including its edges
+        MIXED_CELLS = _mixed_cells()
         c = MIXED_CELLS[draw(st.integers(0, len(MIXED_CELLS) - 1))]
         return (g.x0 + (c % g.W + draw(st.floats(0, 1))) * g.dx, g.y0 + (c // g.W + draw(st.floats(0, 1))) * g.dy)
+    MIXED_SUBCELLS = _mixed_subcells()
     i, j = subcell_origin(MIXED_SUBCELLS[draw(st.integers(0, len(MIXED_SUBCELLS) - 1))])
     return g.x0 + (i + draw(st.floats(0, 1))) * (g.dx / S), g.y0 + (j + draw(st.floats(0, 1))) * (g.dy / S)
 
@@ -300,13 +333,13 @@ def test_single_lookup_equals_bulk(idx, p, crs):
 def _near_outline_points(n, seed, max_r):
     """Metric points around the outer outline (up to max_r m out), around shared outline vertices, and far."""
     rng = np.random.default_rng(seed)
-    outline = shapely.union_all(REF_GEOMS_M).boundary
+    outline = shapely.union_all(ref().unit_geoms_metric).boundary
     on = shapely.line_interpolate_point(outline, rng.uniform(0, outline.length, n))
     ang, r = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, max_r, n)
     mx, my = shapely.get_x(on) + r * np.cos(ang), shapely.get_y(on) + r * np.sin(ang)
     # vertices of the outline where two villages meet: both are exactly as near (the vertex itself)
     verts = shapely.get_coordinates(outline)
-    owners = np.array([sum(shapely.intersects(g, shapely.Point(v)) for g in REF_GEOMS_M) for v in verts])
+    owners = np.array([sum(shapely.intersects(g, shapely.Point(v)) for g in ref().unit_geoms_metric) for v in verts])
     shared = verts[owners >= 2]
     k = rng.integers(0, len(shared), n)
     ang, r = rng.uniform(0, 2 * np.pi, n), rng.uniform(1, max_r, n)
@@ -396,6 +429,7 @@ def test_assign_200k_against_reference(idx):
     df = idx.assign(x, y)
     exp_unit, exp_int = ref_locate(x, y)
     covered = exp_unit >= 0
+    REF_ZONE, REF_GEOMS = ref().unit_zone, ref_geoms()
     zone_ids = sorted(set(REF_ZONE))
     zones = {z: shapely.union_all(REF_GEOMS[REF_ZONE == z]) for z in zone_ids}
     got_zone = df["zone_id"].to_numpy(dtype=object)
@@ -455,14 +489,14 @@ def test_locate_memory_is_a_few_bytes_per_point(idx):
 def test_get_lookup_answers_as_with_query_parameters(idx):
     """GET /v1/lookup reads its query by hand and writes its JSON directly (for speed). A plain FastAPI
     endpoint declaring the same Query() parameters and response_model must answer every request alike."""
-    ref = FastAPI()
-    errors.install(ref)
+    reference = FastAPI()
+    errors.install(reference)
 
-    @ref.get("/healthz")
+    @reference.get("/healthz")
     def healthz():
         return {}
 
-    @ref.get("/v1/lookup", response_model=LookupResult)
+    @reference.get("/v1/lookup", response_model=LookupResult)
     def lookup(lon: Annotated[float, Query()], lat: Annotated[float, Query()], crs: Annotated[str, Query()] = "wgs84",
                out_crs: Annotated[str, Query()] = "wgs84", at: Annotated[str | None, Query()] = None):
         c, oc, when = _crs_param(crs), _crs_param(out_crs), _at_param(at)
@@ -475,13 +509,14 @@ def test_get_lookup_answers_as_with_query_parameters(idx):
                "lon=114.05&lat=23.06&at=2025-06-30", "lon=114.05&lat=23.06&at=", "lon=114.05&lat=23.06&out_crs=EPSG:4547",
                "lon=%20114.05%20&lat=23.06", "lon=1_14.05&lat=23.06", "lon=0x10&lat=1", "lon=114&lat=23",
                "lon=114.05&lat=23.06&extra=1", "lon=1e-400&lat=0", "lon=114.05&lat=23.06&crs=EPSG:4490",
-               *(f"lon={x!r}&lat={y!r}" for x, y in VERTICES[::60]), "lon=113.9&lat=22.7", "lon=0&lat=0"]
-    with LiveServer(create_app(index=idx)) as ours, LiveServer(ref) as theirs, httpx.Client(timeout=30) as c:
+               *(f"lon={x!r}&lat={y!r}" for x, y in vertices()[::60]), "lon=113.9&lat=22.7", "lon=0&lat=0"]
+    # In-process (TestClient): both apps see the raw query string exactly as sent.
+    with TestClient(create_app(index=idx)) as ours, TestClient(reference) as theirs:
         for q in queries:
-            a, b = c.get(f"{ours.url}/v1/lookup?{q}"), c.get(f"{theirs.url}/v1/lookup?{q}")
+            a, b = ours.get(f"/v1/lookup?{q}"), theirs.get(f"/v1/lookup?{q}")
             assert (a.status_code, a.headers["content-type"]) == (b.status_code, b.headers["content-type"]), q
             assert a.json() == b.json(), q
-        assert c.head(f"{ours.url}/v1/lookup?lon=114.05&lat=23.06").status_code == 405  # as for any FastAPI GET route
+        assert ours.head("/v1/lookup?lon=114.05&lat=23.06").status_code == 405  # as for any FastAPI GET route
 
 
 # --------------------------------------------------------------------------- nearest=False, far cells, projection
@@ -513,8 +548,8 @@ def test_nearest_false_assigns_the_same(idx, seed, tol):
     rng = np.random.default_rng(seed)
     mx, my = _near_outline_points(400, seed, max_r=300)
     lon, lat = _TO_WGS.transform(mx, my)
-    lon = np.concatenate([lon, rng.uniform(MINX - 0.05, MAXX + 0.05, 400), VERTICES[:50, 0], EDGE_POINTS[:50, 0]])
-    lat = np.concatenate([lat, rng.uniform(MINY - 0.05, MAXY + 0.05, 400), VERTICES[:50, 1], EDGE_POINTS[:50, 1]])
+    lon = np.concatenate([lon, rng.uniform(MINX - 0.05, MAXX + 0.05, 400), vertices()[:50, 0], edge_points()[:50, 0]])
+    lat = np.concatenate([lat, rng.uniform(MINY - 0.05, MAXY + 0.05, 400), vertices()[:50, 1], edge_points()[:50, 1]])
     full = check_lean_equals_full(index, lon, lat)
     assert full["snapped"].any() or index.snap_tolerance_m == 0
 
@@ -524,7 +559,7 @@ _TOLERANCE_INDEXES = {}
 
 def _with_tolerance(tol):
     if tol not in _TOLERANCE_INDEXES:
-        _TOLERANCE_INDEXES[tol] = ZoneIndex(IDX.units, IDX.roster, snap_tolerance_m=tol)
+        _TOLERANCE_INDEXES[tol] = ZoneIndex(_index().units, _index().roster, snap_tolerance_m=tol)
     return _TOLERANCE_INDEXES[tol]
 
 
@@ -533,7 +568,7 @@ def test_far_cells_are_beyond_the_tolerance(idx):
     force), tested on the far cells next to a searched one, where a mistake would show, corners included."""
     from gis import lookup_kernels as K
 
-    table, g = idx._kernel_args()[1], GRID
+    table, g = idx._kernel_args()[1], _grid()
     cells = table[:-1].reshape(g.H, g.W)
     far = cells == K.OUT_FAR
     searched = (cells == K.OUT_NEAR) | (cells == K.MIXED) | (cells >= 0)
@@ -568,6 +603,8 @@ def test_without_the_fitted_projection_answers_the_same(monkeypatch):
     """Boundaries where the polynomial would not fit (far from the METRIC meridian) take pyproj instead."""
     from gis.lookup_projection import LocalProjection
 
+    IDX = _index()
+    assert IDX._projection().box[0] != np.inf  # fitted before the tolerance is patched: this index uses it
     monkeypatch.setattr(LocalProjection, "TOLERANCE_M", 0.0)
     plain = ZoneIndex(IDX.units, IDX.roster)
     assert plain._projection().box[0] == np.inf  # rejected: nothing is projected with it
@@ -645,7 +682,7 @@ def test_single_lookups_do_not_import_numba():
             "assert b.status == 'outside' and b.distance_m > 0, b; "
             "print('numba' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parent.parent)
+                         cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 

@@ -22,10 +22,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from store import bulk_write
+from tests.helpers import inner, pg_database
 from zonechief import bulk
 from zonechief.bulk_columns import WHITESPACE, _location_json, _timestamps, clean
 from zonechief.reports import ReportIn
-from tests.conftest import inner, pg_database
 
 NOW = datetime(2026, 3, 1, 2, 30, tzinfo=timezone.utc)
 ZONES = ["QS-03", "QS-12", "ZMT-01", "ZMT-03", "ZMT-07"]  # ZMT-03 changes chief on 2025-07-01
@@ -323,9 +323,9 @@ def test_failed_rebuild_leaves_everything_as_it_was(zone_index, points, tmp_path
 
 
 def test_rebuild_only_for_loads_that_at_least_double_the_table(zone_index, points, tmp_path, monkeypatch):
+    from store import pg_bulk
     from zonechief.services import Services
     from zonechief.settings import Settings
-    from store import pg_bulk
 
     calls = []
     real = pg_bulk.indexes_rebuilt

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
@@ -155,6 +155,12 @@ def seeded(server):
     seed_demo(svc.reports, 3000, seed=2, now=datetime.fromisoformat("2025-09-30T12:00:00+08:00"))
     r, _ = svc.reports.create(ReportIn(source="gps", category="06010", description=XSS,
                                        location=Location(lon=114.1225, lat=22.9615)))
+    # The first hot-spot map with reports in a process compiles esda's numba kernels (about 30 s here). Done
+    # now, so that the browser's 30 s navigation timeout times the page and not the compiler: this module no
+    # longer runs after tests/test_hotspots.py, which used to warm them up.
+    import httpx
+
+    httpx.get(srv.url + "/maps/hotspots", timeout=300).raise_for_status()
     return srv, svc, r.id
 
 

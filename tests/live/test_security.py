@@ -12,8 +12,8 @@ import pytest
 
 from api.app import create_app
 from store.keys import create_key
+from tests.helpers import LiveServer, inner
 from zonechief.settings import Settings
-from tests.conftest import LiveServer, inner
 
 PROBLEM = "application/problem+json"
 TILES = "https://tiles.example.org"

@@ -1,14 +1,20 @@
 """The roster is read by Dongguan (UTC+8) calendar day: a hand-over at local midnight is exact."""
 from datetime import datetime, timedelta, timezone
+from functools import cache
 
+import pandas as pd
 import pytest
 
-from gis.lookup import ZoneIndex
 from gis.roster import Roster, RosterError
 from gis.shipped import DATA_DIR as REPO_DATA
 
-ROSTER = Roster.read_csv(REPO_DATA / "roster.csv")
 UTC8 = timezone(timedelta(hours=8))
+
+
+@cache
+def roster() -> Roster:
+    """The shipped roster, read on first use."""
+    return Roster.read_csv(REPO_DATA / "roster.csv")
 
 
 @pytest.mark.parametrize("at,chief", [
@@ -19,16 +25,16 @@ UTC8 = timezone(timedelta(hours=8))
     ("2025-06-30T16:30:00Z", "ZMT-C03"),
     ("2025-06-30", "ZMT-C10"),
 ])
-def test_handover_by_local_day(at, chief):
-    assert ROSTER.chiefs_by_zone(at)["ZMT-03"].person_id == chief
-    p = ZoneIndex.load().zones.set_index("zone_id").geometry["ZMT-03"].representative_point()
-    assert ZoneIndex.load().lookup(p.x, p.y, at=at).chief.person_id == chief
+def test_handover_by_local_day(index, at, chief):
+    assert roster().chiefs_by_zone(at)["ZMT-03"].person_id == chief
+    p = index.zones.set_index("zone_id").geometry["ZMT-03"].representative_point()
+    assert index.lookup(p.x, p.y, at=at).chief.person_id == chief
 
 
 def test_two_chiefs_at_once_is_an_error():
-    t = ROSTER.table.copy()
+    t = roster().table.copy()
     row = t[t.person_id == "ZMT-C01"].copy()
     row["person_id"] = "ZMT-C99"
     with pytest.raises(RosterError, match="two chiefs"):
-        Roster(__import__("pandas").concat([t, row]).astype({"effective_from": str, "effective_to": str})
+        Roster(pd.concat([t, row]).astype({"effective_from": str, "effective_to": str})
                .replace({"effective_to": {"None": "", "NaT": ""}}))

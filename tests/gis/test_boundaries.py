@@ -16,7 +16,7 @@ from shapely.geometry import LineString, Polygon, box, shape
 from gis.boundaries import BoundaryError, load_and_validate, validate
 from gis.lookup import ZoneIndex
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "boundaries"
+DATA = Path(__file__).resolve().parents[2] / "data" / "boundaries"
 METRIC = "EPSG:4547"
 EXPECTED_ZONES = [f"ZMT-{i:02d}" for i in range(1, 10)] + [f"QS-{i:02d}" for i in range(1, 21)]
 TOWN_AREA_KM2 = {"企石镇": 57.9, "樟木头镇": 118.8}

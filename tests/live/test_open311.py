@@ -14,12 +14,12 @@ import requests
 from georeport import GeoReport
 
 from api.app import create_app
+from store.keys import create_key
+from tests.helpers import LiveServer, inner
 from zonechief import open311 as o3
 from zonechief.bulk import Intake, import_intakes
-from store.keys import create_key
 from zonechief.reports import ReportIn
 from zonechief.workflow import STATUSES
-from tests.conftest import LiveServer, inner
 
 BASE = "/open311/v2"
 PHONE = "13912345670"

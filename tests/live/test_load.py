@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import free_port, pg_database
+from tests.helpers import free_port, pg_database
 
 pytestmark = pytest.mark.load
 N, CLIENTS = 10_000, 16
@@ -80,7 +80,7 @@ def test_ten_thousand_reports_from_sixteen_clients(pg_live, zone_index):
             for i in range(k, N, CLIENTS):
                 body = {"source": "gps", "category": "06010", "description": f"load {i}",
                         "location": {"lon": float(xs[i]), "lat": float(ys[i])}, "idempotency_key": f"load-{i}"}
-                for attempt in range(5):  # bounded retries on transport errors; the key makes them safe
+                for _attempt in range(5):  # bounded retries on transport errors; the key makes them safe
                     t0 = time.perf_counter()
                     try:
                         r = c.post("/v1/reports", json=body)

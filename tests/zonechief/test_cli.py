@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import geopandas as gpd
@@ -14,18 +15,17 @@ import shapely
 
 from gis.boundaries import METRIC
 from gis.crs import wgs84_to_gcj02
-from gis.lookup import ZoneIndex
+from tests.helpers import pg_database, shipped_index
 
 ZONECHIEF = Path(sys.executable).parent / "zonechief"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VILLAGES = REPO / "data" / "boundaries" / "villages.geojson"
 
-INDEX = ZoneIndex.load()
-_ZONES = INDEX.zones.set_index("zone_id")
 
-
+@cache
 def inner(zone_id: str) -> tuple[float, float]:
-    g = _ZONES.geometry[zone_id]
+    """A point about 100 m inside the zone, rounded to 7 decimals as a user would type it."""
+    g = shipped_index().zones.set_index("zone_id").geometry[zone_id]
     b = g.buffer(-0.001)
     p = (b if not b.is_empty else g).representative_point()
     return round(p.x, 7), round(p.y, 7)
@@ -116,13 +116,19 @@ def test_lookup_far_outside_exits_3():
 
 # ------------------------------------------------------------------ assign
 
-GOOD = {"QS-01": inner("QS-01"), "ZMT-07": inner("ZMT-07"), "QS-17": inner("QS-17")}
+GOOD_ZONES = ("QS-01", "ZMT-07", "QS-17")
 
 
 @pytest.fixture(scope="module")
-def points_csv(tmp_path_factory):
+def good():
+    """A point inside each of three zones, by zone_id."""
+    return {z: inner(z) for z in GOOD_ZONES}
+
+
+@pytest.fixture(scope="module")
+def points_csv(tmp_path_factory, good):
     d = tmp_path_factory.mktemp("assign")
-    (q1x, q1y), (z7x, z7y), (q17x, q17y) = GOOD.values()
+    (q1x, q1y), (z7x, z7y), (q17x, q17y) = good.values()
     rows = [
         ["r1", "甲, 乙", str(q1x), str(q1y), "00123"],
         ["r2", "bad text", "abc", "23.0", "007"],
@@ -200,8 +206,8 @@ def test_assign_csv_gcj02_matches_wgs84(points_csv, assigned_csv, tmp_path):
     assert (pd.to_numeric(out.lat_wgs84[inside]) - pd.to_numeric(wgs_out.lat_wgs84[inside])).abs().max() < 1e-8
 
 
-def test_assign_custom_columns(tmp_path):
-    (x1, y1), (x2, y2) = GOOD["QS-01"], GOOD["ZMT-07"]
+def test_assign_custom_columns(tmp_path, good):
+    (x1, y1), (x2, y2) = good["QS-01"], good["ZMT-07"]
     src = pd.DataFrame({"ref": ["a", "b"], "gps_e": [str(x1), str(x2)], "gps_n": [str(y1), str(y2)]})
     path = tmp_path / "cols.csv"
     src.to_csv(path, index=False)
@@ -217,7 +223,7 @@ def test_assign_custom_columns(tmp_path):
     assert r.returncode != 0 and "'nope'" in r.stderr
 
 
-def test_assign_geoparquet_out(points_csv, tmp_path):
+def test_assign_geoparquet_out(points_csv, tmp_path, good):
     path, src = points_csv
     out_path = tmp_path / "out.parquet"
     r = zc("assign", path, out_path)
@@ -231,11 +237,11 @@ def test_assign_geoparquet_out(points_csv, tmp_path):
     assert gdf.geometry[~valid].isna().all()
     assert gdf.geometry[valid].notna().all()
     first = gdf.geometry.iloc[0]
-    assert (first.x, first.y) == pytest.approx(GOOD["QS-01"], abs=1e-9)
+    assert (first.x, first.y) == pytest.approx(good["QS-01"], abs=1e-9)
 
 
-def test_assign_geojson_in_and_out(tmp_path):
-    pts = [GOOD["ZMT-07"], (100.0, 30.0), GOOD["QS-17"]]
+def test_assign_geojson_in_and_out(tmp_path, good):
+    pts = [good["ZMT-07"], (100.0, 30.0), good["QS-17"]]
     src = gpd.GeoDataFrame({"name": ["a", "far", "c"], "n": [1, 2, 3]},
                            geometry=gpd.points_from_xy(*zip(*pts)), crs=4326)
     path = tmp_path / "in.geojson"
@@ -252,9 +258,9 @@ def test_assign_geojson_in_and_out(tmp_path):
         assert (g.x, g.y) == pytest.approx((x, y), abs=1e-9)
 
 
-def test_assign_geojson_in_projected_crs(tmp_path):
+def test_assign_geojson_in_projected_crs(tmp_path, good):
     # A spatial file in a projected CRS is read in its own CRS.
-    x, y = GOOD["QS-01"]
+    x, y = good["QS-01"]
     src = gpd.GeoDataFrame({"name": ["a"]}, geometry=gpd.points_from_xy([x], [y]), crs=4326).to_crs(METRIC)
     path = tmp_path / "proj.gpkg"
     src.to_file(path, driver="GPKG", engine="pyogrio")
@@ -315,8 +321,6 @@ def test_reports_import_on_postgis(tmp_path, flag):
     import os
 
     import sqlalchemy as sa
-
-    from tests.conftest import pg_database
 
     lon, lat = inner("QS-12")
     src = tmp_path / "in.csv"

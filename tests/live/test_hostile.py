@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 import httpx
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from gis.shipped import DATA_DIR as REPO_DATA
-from tests.conftest import live_admin_app
+from tests.helpers import live_admin_app
 
 pytestmark = pytest.mark.hostile
 PROBLEM = "application/problem+json"
@@ -164,7 +163,9 @@ def test_text_fields_are_stored_verbatim_and_returned_as_json(pg_live, text):
 
 # ------------------------------------------------------------------ the gis layer never crashes
 # Property tests: arbitrary input gives an answer or one of the documented exceptions, nothing else.
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given  # noqa: E402
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from gis import crs as gcrs  # noqa: E402
 from gis.crs import UnknownCRSError  # noqa: E402

@@ -1,31 +1,29 @@
-"""Reports end to end over real HTTP, on SQLite and on a real PostGIS (see conftest.store_url)."""
+"""Reports end to end through the API in-process (TestClient), on SQLite and on a real PostGIS (see conftest.store_url)."""
 from __future__ import annotations
 
 import csv
-import json
 
-import httpx
-import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from api.app import create_app
 from gis.crs import wgs84_to_gcj02
 from store.keys import create_key
-from tests.conftest import LiveServer, inner, pg_database
+from tests.helpers import inner, pg_database
 
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def live(store_url):
-    app = create_app(database_url=store_url)
+def live(store_url, zone_index):
+    app = create_app(index=zone_index, database_url=store_url)
     services = app.state.services
     with services.db.sessions.begin() as s:
         _, staff = create_key(s, "staff", "test staff")
         _, chief_key = create_key(s, "staff", "chief QS-C02", chief_id="QS-C02")
         _, admin = create_key(s, "admin", "test admin")
-    with LiveServer(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+    with TestClient(app) as client:
         yield {"client": client, "services": services, "staff": {"X-API-Key": staff},
                "chief": {"X-API-Key": chief_key}, "admin": {"X-API-Key": admin}, "url": store_url}
 

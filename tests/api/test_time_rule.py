@@ -15,13 +15,14 @@ from datetime import date, datetime, time, timedelta, timezone
 import httpx
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.app import create_app
 from gis.errors import ZonechiefError
 from gis.localtime import LOCAL, TimeInputError, local_day, parse_instant
-from tests.conftest import LiveServer, inner
+from tests.helpers import inner
 from zonechief.reports import ReportIn
 
 UTC = timezone.utc
@@ -291,15 +292,15 @@ def heatmap(c: httpx.Client, start: str | None, end: str | None) -> tuple[int, s
 
 @pytest.fixture(scope="module")
 def fixed(store_url, zone_index):
-    """An app on an empty store (SQLite and PostGIS) holding just the SEEDS, behind a real server."""
-    app = create_app(database_url=store_url)
+    """An app on an empty store (SQLite and PostGIS) holding just the SEEDS, spoken to in-process."""
+    app = create_app(index=zone_index, database_url=store_url)
     services = app.state.services
     seeded = seed(services, zone_index, SEEDS)
     rows, total = services.reports.search(limit=1000)
     assert total == len(SEEDS)
     stored = {r.id: r.created_at for r in rows}
     assert all(stored[seeded[n]] == t for n, t in SEEDS.items())  # the store keeps the instants exactly
-    with LiveServer(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as client:
+    with TestClient(app) as client:
         yield {"client": client, "ids": seeded, "names": {i: n for n, i in seeded.items()}}
     services.db.engine.dispose()
 
@@ -397,10 +398,10 @@ DAY0 = date(2024, 2, 26)  # the days around a month end and a leap day
 
 @pytest.fixture(scope="module")
 def prop(tmp_path_factory, zone_index):
-    """One SQLite store and server for every example; reports accumulate across examples."""
-    app = create_app(database_url=f"sqlite:///{tmp_path_factory.mktemp('time_rule') / 'zonechief.sqlite'}")
+    """One SQLite store and app for every example; reports accumulate across examples."""
+    app = create_app(index=zone_index, database_url=f"sqlite:///{tmp_path_factory.mktemp('time_rule') / 'zonechief.sqlite'}")
     services = app.state.services
-    with LiveServer(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as client:
+    with TestClient(app) as client:
         yield {"client": client, "services": services, "index": zone_index, "seeded": {}}
     services.db.engine.dispose()
 

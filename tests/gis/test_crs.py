@@ -1,13 +1,14 @@
 """Tests for gis.crs: China offset datums (GCJ-02, BD-09) and pyproj-backed CRSs."""
 
-from unittest import mock
 import warnings
+from unittest import mock
 
 import eviltransform
 import numpy as np
 import pyproj
 import pytest
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from gis import crs
 from gis.crs import (

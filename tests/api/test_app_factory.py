@@ -9,7 +9,7 @@ import httpx
 from api.app import create_app
 from api.errors import ERRORS
 from gis.errors import ZonechiefError
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 LOOKUP = {"lon": 114.05, "lat": 23.06}
 

@@ -13,17 +13,16 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from api.app import create_app
-from store.keys import create_key
 from gis.shipped import DATA_DIR as REPO_DATA
+from store.keys import create_key
+from tests.helpers import PG_ADMIN_URL, LiveServer, inner, pg_database
 from zonechief.settings import Settings
-from tests.conftest import LiveServer, PG_ADMIN_URL, inner, pg_database
 
 PROBLEM = "application/problem+json"
 PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main"]
@@ -74,7 +73,7 @@ class Server(LiveServer):
             except httpx.TransportError:
                 if time.monotonic() > deadline or not self.thread.is_alive():
                     self.server.should_exit = True
-                    raise RuntimeError("the API server did not come up")
+                    raise RuntimeError("the API server did not come up") from None
                 time.sleep(0.05)
 
 
@@ -301,9 +300,9 @@ def test_roster_import_is_committed_then_put_in_force_and_audited(ref_live, zone
     from zonechief.services import Services
 
     fresh = Services(NO_LIMIT, database_url=ref_live["url"])
-    fresh.db
+    db = fresh.db  # opening the store puts the imported reference data in force
     assert fresh.index.lookup(lon, lat).chief.name == "新片长 <b>甲</b>"
-    fresh.db.engine.dispose()
+    db.engine.dispose()
 
 
 def _overlap(d):
