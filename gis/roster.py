@@ -11,7 +11,6 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from gis.errors import ZonechiefError
@@ -72,10 +71,7 @@ class Roster:
 
     @staticmethod
     def _covers(effective_from, effective_to, day):
-        """The in-force rule: from effective_from up to, not including, effective_to; no end date is open.
-
-        Takes a table's columns and one day, or one row's dates and a Series of days.
-        """
+        """The in-force rule: from effective_from up to, not including, effective_to; no end date is open."""
         return (effective_from <= day) & (pd.isna(effective_to) | (effective_to > day))
 
     def in_force(self, at=None) -> pd.DataFrame:
@@ -95,19 +91,6 @@ class Roster:
         """The chief (or None) and the inspectors in force for one zone."""
         chiefs, insp = self._by_zone(local_day(at))
         return chiefs.get(zone_id), list(insp.get(zone_id, ()))
-
-    def chief_ids_in_force(self, zone_ids, at) -> np.ndarray:
-        """person_id of the chief in force per (zone, time) pair, None where there is none.
-
-        Times are read as in_force reads them (local day); for many reports at once.
-        """
-        zone_ids = np.asarray(zone_ids, dtype=object)
-        days = pd.Series([local_day(t) for t in at], dtype=object)
-        out = np.full(len(zone_ids), None, dtype=object)
-        for r in self.table[self.table.role == "chief"].itertuples():
-            hit = (zone_ids == r.zone_id) & self._covers(r.effective_from, r.effective_to, days).to_numpy(dtype=bool)
-            out[hit] = r.person_id  # at most one chief per zone and day (checked on load)
-        return out
 
     def _by_zone_uncached(self, d: date) -> tuple[dict[str, Person], dict[str, tuple[Person, ...]]]:
         t = self.in_force(d)

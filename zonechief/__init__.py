@@ -1,2 +1,4 @@
 """zonechief: city-management zone chief service for Dongguan (城管片长制)."""
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("zonechief")  # written once, in pyproject.toml

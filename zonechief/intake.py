@@ -382,6 +382,11 @@ def local_days(created: pa.Array | np.ndarray) -> np.ndarray:
     return (us + LOCAL_OFFSET_S * 10**6) // DAY_US
 
 
+def chief_ids(roster: Roster | None, zone_ids: np.ndarray, created: list[datetime]) -> np.ndarray:
+    """The chief in force per (zone, time) pair, None where there is none: `chiefs` for plain Python values."""
+    return chiefs(_Numpy, roster, np.asarray(zone_ids, dtype=object), utc_times(created))
+
+
 def chiefs(x: type[_Arrow], roster: Roster | None, zone: Column, created: pa.Array | np.ndarray) -> Column:
     """The chief in force for each row's zone on its local day (null where no zone or no chief)."""
     code, names = x.encode(zone)

@@ -21,6 +21,7 @@ from sqlalchemy import and_, func, select, true
 from gis.analysis import build_frame, empty_frame
 from gis.lookup import IN_ZONE
 from store.models import Report, ReportEvent
+from zonechief.intake import chief_ids
 from zonechief.workflow import OPEN_STATUSES
 
 RESOLVED_STATUSES = ("resolved", "closed")  # the statuses that give a report a response time
@@ -75,9 +76,7 @@ def frame_from_demo(reports: list[dict], index) -> gpd.GeoDataFrame:
     # numpy's stubs refuse None as where()'s y (here an object scalar), so they pick the one-argument overload.
     zone = cast(np.ndarray, np.where(a["status"].isin(IN_ZONE), a["zone_id"], None)).astype(object)
     created = [d["created_at"] for d in reports]
-    chief = np.full(len(reports), None, dtype=object)
-    if index.roster is not None:
-        chief = index.roster.chief_ids_in_force(zone, created)
+    chief = chief_ids(index.roster, zone, created)
     status, assigned, resolved = [], [], []
     for d in reports:
         h = d["history"]

@@ -33,7 +33,7 @@ class Services:
         self._index = index
         self._facilities = None
         self._db = None
-        self._database_url = database_url or settings.database_url
+        self._database_url = database_url  # None: the settings' store (Settings.store_url)
         # Re-entrant: opening the store reads the index under the same lock.
         self._lock = threading.RLock()
         self.reference_lock = threading.Lock()  # one reference-data import at a time in this process

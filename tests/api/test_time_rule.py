@@ -274,7 +274,7 @@ _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 def heatmap(c: httpx.Client, start: str | None, end: str | None) -> tuple[int, set[int]] | Failed:
     """(reports counted in the legend, ids in the "latest reports" layer) of the heat map page.
 
-    folium writes the legend and the popups inside script literals with \\uXXXX escapes; undone here.
+    folium writes the legend and the popups inside script literals with \\uXXXX escapes, decoded here first.
     """
     params = {k: v for k, v in (("since", start), ("until", end)) if v is not None}
     r = c.get("/maps/heatmap", params={**params, "recent": 1000})
