@@ -77,7 +77,7 @@ async def _run_import(request: Request, services: Services, caller: Caller, kind
                                        dry_run=dry_run, source_names={kind: "upload"},
                                        boundary_options=options or None, **{arg: path})
                 if not out.dry_run:
-                    services.swap_reference(out.index, out.facilities)
+                    services.swap_reference(out.index, out.facilities, out.version)
                 return out
 
         try:

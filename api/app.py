@@ -28,6 +28,8 @@ patrol inspectors in force.
 * Inputs name their coordinate system with `crs`: `wgs84` (GPS), `gcj02`
   (Amap/Tencent/WeChat), `bd09` (Baidu), `cgcs2000`, or any EPSG code
   (e.g. `EPSG:4547`). Outputs are WGS-84 unless `out_crs` says otherwise.
+  A CRS that cannot be used here (another planet, no transformation to WGS-84)
+  is a 400 listing what is supported; degrees sent with a projected CRS are a 422.
 * Dates and times: a bare date (`2025-07-01`) is that calendar day in Asia/Shanghai
   (as an end bound, the whole day is included); a date-time without an offset is
   Asia/Shanghai wall time, except in OGC API and Open311, which require an offset.
@@ -41,13 +43,23 @@ patrol inspectors in force.
 async def lifespan(app: FastAPI):
     """With open_store, open the report store before the first request: migrate it and put the
     reference data stored there in force. A database that is down does not stop the app: lookups
-    answer from the data in hand, and the store is opened again on first use (Services.db)."""
+    answer from the data in hand, and the store is opened again on first use (Services.db).
+    Then, on PostGIS, listen for reference-data imports by other processes (other workers, the CLI).
+    The hot-spot kernels load in the background (health.WarmUp), not delaying readiness."""
+    from gis.hotspots import warm_up
+
+    app.state.warm_up = health.WarmUp(warm_up)
+    services = app.state.services
     if app.state.open_store:
         try:
-            await run_in_threadpool(lambda: app.state.services.db)
+            await run_in_threadpool(lambda: services.db)
         except Exception as exc:
             log.warning("report store not opened at startup (%s); it will be retried on first use", type(exc).__name__)
-    yield
+        services.listen_for_reference_changes()
+    try:
+        yield
+    finally:
+        await run_in_threadpool(services.stop_listening)
 
 
 def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
@@ -69,3 +81,8 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
     lookup.install_fast_lookup(app)
     errors.document_problems(app)
     return app
+
+
+def serve_app() -> FastAPI:
+    """The app of one `zonechief serve` worker process (uvicorn factory): built from the settings, store opened at startup."""
+    return create_app(open_store=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import psycopg
+import psycopg.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,7 +26,7 @@ from gis.crs import UnknownCRSError
 from gis.errors import ZonechiefError
 from gis.gazetteer import ProviderError
 from gis.localtime import TimeInputError
-from gis.points import CoordinateError
+from gis.points import CoordinateError, MisplacedError
 from gis.roster import RosterError
 from gis.service_codes import UnknownServiceCode
 from maps.assets import UnvendoredAsset
@@ -88,6 +89,9 @@ class Rule:
 
 
 UNAVAILABLE = Rule(503, detail="the report database is unavailable; retry shortly", retry_after=True)
+# A deadline passed (store.deadline): connecting, or a statement the server cancelled or a lock it did not get.
+TIMED_OUT = Rule(503, detail="the report database did not answer in time; retry shortly", retry_after=True)
+DRIVER_TIMEOUTS = (psycopg.errors.ConnectionTimeout, psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
 UNEXPECTED = Rule(500, detail="unexpected server error; it has been logged")
 
 
@@ -149,12 +153,22 @@ def _http(request: Request, exc: StarletteHTTPException) -> Answer:
     return Answer(exc.status_code, detail, headers=headers)
 
 
+def _unknown_crs(request: Request, exc: UnknownCRSError) -> Answer:
+    # The supported systems also as a list, for clients that offer a choice.
+    return Answer(400, str(exc), "Unknown CRS", extra={"supported": list(exc.supported)})
+
+
 def _data_error(request: Request, exc: DataError) -> Answer:
     # A value the database cannot hold (NUL characters in text, out-of-range numbers) that
     # validation let through: the client's input, so a 4xx, and logged so validation can catch up.
     log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
     why = "text must not contain NUL (\\u0000) characters" if "NUL" in str(exc.orig) else "a value is out of range or too long"
     return Answer(422, f"the request has a value the database cannot hold: {why}", "Invalid value")
+
+
+def _operational(request: Request, exc: OperationalError) -> Answer:
+    # SQLAlchemy wraps the driver's error: that one says whether a deadline passed.
+    return (TIMED_OUT if isinstance(exc.orig, DRIVER_TIMEOUTS) else UNAVAILABLE)(request, exc)
 
 
 def _database(request: Request, exc: DBAPIError) -> Answer:
@@ -170,7 +184,8 @@ ERRORS: dict[type[BaseException], Callable[[Request, BaseException], Answer]] = 
     StarletteHTTPException: _http,
     # gis
     CoordinateError: Rule(400, "Invalid coordinate"),
-    UnknownCRSError: Rule(400, "Unknown CRS"),
+    MisplacedError: Rule(422, "Coordinates do not fit their CRS"),
+    UnknownCRSError: _unknown_crs,
     TimeInputError: Rule(400, "Invalid date or time"),
     BoundaryError: Rule(422, "Invalid boundaries"),
     RosterError: Rule(422, "Invalid roster"),
@@ -188,10 +203,12 @@ ERRORS: dict[type[BaseException], Callable[[Request, BaseException], Answer]] = 
     # Refused on purpose, but not listed above: the message is still for the user.
     ZonechiefError: Rule(422),
     # The database: lost or refused connections and an exhausted pool are temporary.
-    OperationalError: UNAVAILABLE,
+    OperationalError: _operational,
     InterfaceError: UNAVAILABLE,
     PoolTimeout: UNAVAILABLE,
-    psycopg.OperationalError: UNAVAILABLE,  # raw driver errors, from code using the connection directly (COPY)
+    # Raw driver errors, from code using the connection directly (COPY).
+    **dict.fromkeys(DRIVER_TIMEOUTS, TIMED_OUT),
+    psycopg.OperationalError: UNAVAILABLE,
     psycopg.InterfaceError: UNAVAILABLE,
     DataError: _data_error,
     DBAPIError: _database,

@@ -17,7 +17,7 @@ from api.errors import Problem
 from api.schemas import LOOKUP_BODY_SCHEMA, LookupResult
 from gis import crs as gcrs
 from gis.lookup import Assignment
-from gis.points import coordinate_problem
+from gis.points import check_placed, coordinate_problem, misplaced_problems
 from zonechief.settings import Settings
 
 GEOJSON = "application/geo+json"
@@ -88,7 +88,9 @@ async def lookup(request: Request):
     """The zone, village, town, chief and inspectors responsible for one point."""
     q = _lookup_query(request)
     c, oc, when = crs_param(q.crs), crs_param(q.out_crs), instant(q.at, "at")
-    a = services_of(request).index.lookup(q.lon, q.lat, crs=c, at=when)
+    index = services_of(request).index
+    a = index.lookup(q.lon, q.lat, crs=c, at=when)
+    check_placed(index, q.lon, q.lat, c, a.lon, a.lat)  # degrees sent as metres: 422, not "outside"
     body = {"query": {"lon": q.lon, "lat": q.lat, "crs": c}, **assignment_json(a, oc)}
     return Response(pydantic_core.to_json(body), media_type="application/json")
 
@@ -124,8 +126,9 @@ async def lookup_batch(request: Request,
         raise Problem(413, f"batch of {len(xs)} points exceeds the maximum of {max_batch}; split it into smaller requests")
     c, oc, when = crs_param(crs_name), crs_param(out_crs), instant(at, "at")
     bad = []
+    far = misplaced_problems(services.index, xs, ys, c)
     for i, (x, y) in enumerate(zip(xs, ys)):
-        msg = coordinate_problem(x, y, c)
+        msg = coordinate_problem(x, y, c) or (far[i] if far is not None else None)
         if msg:
             bad.append({"index": i, "id": ids[i], "message": msg})
     if bad:

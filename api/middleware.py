@@ -4,8 +4,6 @@ submission rate limit, and Swagger UI served from local files (no CDN).
 from __future__ import annotations
 
 import math
-import threading
-import time
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -132,37 +130,8 @@ class SecurityHeadersMiddleware:
 
 
 # ------------------------------------------------------------------ rate limit
-class TokenBucket:
-    """Per-key token buckets: `per_minute` tokens refilled evenly, burst of `per_minute`. In-process only."""
-
-    def __init__(self, per_minute: int, max_keys: int = 100_000):
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0  # tokens per second
-        self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: str) -> float:
-        """0 if a token was taken, else the seconds until one is available."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, t = self._buckets.get(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - t) * self.rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                wait = 0.0
-            else:
-                self._buckets[key] = (tokens, now)
-                wait = (1 - tokens) / self.rate
-            if len(self._buckets) > self.max_keys:
-                self._prune(now)
-            return wait
-
-    def _prune(self, now: float) -> None:
-        # A full bucket carries no state worth keeping; this bounds memory under address scans.
-        full = [k for k, (tok, t) in self._buckets.items() if tok + (now - t) * self.rate >= self.capacity]
-        for k in full:
-            del self._buckets[k]
+# The buckets are kept by store.rate_limits: in PostgreSQL, shared by every worker, or in memory
+# for the embedded store's single worker (zonechief.services builds the right one).
 
 
 def client_ip(request: Request) -> str:
@@ -172,14 +141,19 @@ def client_ip(request: Request) -> str:
 
 
 def check_submission_rate(request: Request, caller: Caller) -> None:
-    """Anonymous and public-role callers share one bucket per IP, whichever way they file (/v1 or Open311)."""
-    bucket: TokenBucket | None = getattr(request.app.state, "submission_limit", None)
-    if bucket is None or caller.at_least("staff"):
+    """Anonymous and public-role callers share one bucket per IP, whichever way they file (/v1 or Open311).
+
+    May query the database: call it from a worker thread, not the event loop.
+    """
+    if caller.at_least("staff"):
         return
-    wait = bucket.take(client_ip(request))
+    limits = request.app.state.services.submission_limits
+    if limits is None:
+        return
+    wait = limits.take(client_ip(request))
     if wait:
         secs = max(1, math.ceil(wait))
-        raise Problem(429, f"too many reports from this address: at most {int(bucket.capacity)} per minute; "
+        raise Problem(429, f"too many reports from this address: at most {limits.per_minute} per minute; "
                            f"retry in {secs} s", title="Too Many Requests", headers={"Retry-After": str(secs)})
 
 
@@ -216,8 +190,7 @@ def install_docs(app: FastAPI) -> None:
 
 # ------------------------------------------------------------------ wiring
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the middleware (outermost first: headers, CORS, body limit) and the submission limiter."""
-    app.state.submission_limit = TokenBucket(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+    """Add the middleware (outermost first: headers, CORS, body limit)."""
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

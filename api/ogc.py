@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep, parse_bbox
 from api.errors import Problem
+from gis.crs import quoted
 from gis.localtime import LOCAL_NAME, is_bare_date, parse_instant
 from gis.zone_staff import zones_with_staff
 from zonechief.reports import NotFound
@@ -91,6 +92,14 @@ def _check_f(request: Request, allowed=("json", "geojson")) -> None:
     f = request.query_params.get("f")
     if f is not None and f not in allowed:
         raise Problem(400, f"f={f!r} is not offered; use f=json (the default)")
+
+
+def _check_crs(request: Request, names=("crs",)) -> None:
+    """OGC API Part 2 parameters naming a CRS: only CRS84 is offered (GDAL sends it anyway)."""
+    for name in names:
+        value = request.query_params.get(name)
+        if value not in (None, *CRS84_NAMES):
+            raise Problem(400, f"{name}={quoted(value)} is not offered; only {CRS84}")
 
 
 def _collection(cid: str) -> Collection:
@@ -255,9 +264,7 @@ def items(collection_id: str, request: Request, services: ServicesDep):
     c = _collection(collection_id)
     _check_f(request)
     q = request.query_params
-    for name in ("crs", "bbox-crs"):  # GDAL sends both, always CRS84
-        if q.get(name) not in (None, *CRS84_NAMES):
-            raise Problem(400, f"{name}={q.get(name)!r} is not offered; only {CRS84}")
+    _check_crs(request, ("crs", "bbox-crs"))
     limit = _int(request, "limit", DEFAULT_LIMIT)
     if limit < 1:
         raise Problem(400, f"limit={limit} must be at least 1")
@@ -297,6 +304,7 @@ def item(collection_id: str, feature_id: str, request: Request, services: Servic
     """One feature of a collection."""
     c = _collection(collection_id)
     _check_f(request)
+    _check_crs(request)
     missing = Problem(404, f"no feature {feature_id!r} in collection {c.id!r}")
     if c.frame is None:
         if not feature_id.isdigit() or int(feature_id) >= 2**31:

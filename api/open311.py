@@ -287,7 +287,7 @@ async def create_request(fmt: str, request: Request, svc: ServicesDep):
     fields = {k: v.strip() for k, v in form.items() if isinstance(v, str)}  # uploaded files are not kept
     token = fields.get("api_key") or request.query_params.get("api_key") or request.headers.get("x-api-key")
     caller = await run_in_threadpool(_caller, svc, token)
-    check_submission_rate(request, caller)  # the same per-IP bucket as POST /v1/reports
+    await run_in_threadpool(check_submission_rate, request, caller)  # the /v1 bucket; may query PostgreSQL
     data = _report_in(fields, set(svc.categories.code), request.headers.get("idempotency-key"))
     report, _ = await run_in_threadpool(svc.reports.create, data, caller.actor)
     body = [{"service_request_id": str(report.id), "service_notice": o3.notice(report), "account_id": None}]

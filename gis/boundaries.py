@@ -1,7 +1,7 @@
 """Read and validate zone / village boundary layers.
 
 Any format GDAL reads through pyogrio (GeoJSON, GeoPackage, Shapefile,
-GeoParquet, ...) in any CRS with a definition (CGCS2000 EPSG:4490,
+GeoParquet, ...) in any CRS gis.crs can use (CGCS2000 EPSG:4490,
 Gauss-Kruger EPSG:4547, ...). The result is always WGS-84 (EPSG:4326).
 
 Invalid polygons are repaired (make_valid, keeping the polygonal part) and the
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gis.crs import normalize_crs, pyproj_crs
 from gis.errors import ZonechiefError
 
 METRIC = "EPSG:4547"  # CGCS2000 3-degree GK CM 114E: metres over Dongguan
@@ -108,7 +109,9 @@ def read_boundaries(path: str | Path, layer: str | None = None, crs: str | None 
     if gdf.crs is None:
         if crs is None:
             raise BoundaryError(f"{path}: the file has no CRS; pass its CRS (e.g. EPSG:4547 for CGCS2000 Gauss-Kruger CM 114E)")
-        gdf = gdf.set_crs(crs)
+        gdf = gdf.set_crs(pyproj_crs(crs))
+    else:
+        normalize_crs(gdf.crs)  # a declared CRS that cannot be used (the Moon, absurd parameters): UnknownCRSError
     gdf.attrs["source_crs"] = gdf.crs.to_string()
     return gdf.to_crs(4326)
 

@@ -6,6 +6,11 @@ that.  Official surveying data uses CGCS2000 (EPSG:4490) and its Gauss-Krüger
 projections (e.g. EPSG:4547 for Dongguan).  This module converts between all of
 these and WGS-84.
 
+Whether a CRS can be used at all is decided once, in ``normalize_crs``: other
+celestial bodies, vertical, geocentric and engineering CRSs, grid files, absurd
+parameters and huge strings are refused with UnknownCRSError (the API's 400),
+which lists what is supported.
+
 Every transform accepts scalars, sequences or numpy arrays, broadcasts ``lon``
 against ``lat`` and returns a ``(lon, lat)`` tuple of float64 arrays (0-d for
 scalar input).  NaN passes through as NaN.
@@ -13,6 +18,7 @@ scalar input).  NaN passes through as NaN.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -22,8 +28,11 @@ from pyproj.exceptions import CRSError
 from gis.errors import ZonechiefError
 
 __all__ = [
+    "SUPPORTED",
     "UnknownCRSError",
     "normalize_crs",
+    "pyproj_crs",
+    "quoted",
     "is_geographic",
     "wgs84_to_gcj02",
     "gcj02_to_wgs84",
@@ -51,54 +60,151 @@ _ALIASES = {
 }
 _OFFSET_CRS = ("wgs84", "gcj02", "bd09")
 
+SUPPORTED = ("wgs84 (GPS)", "gcj02 (AMap, Tencent, WeChat)", "bd09 (Baidu)", "cgcs2000 (EPSG:4490)",
+             "any other geographic or projected CRS on the Earth that covers Dongguan, "
+             "as an EPSG code (e.g. EPSG:4547, EPSG:32650), WKT or a PROJ string")
+MAX_CRS_CHARS = 8192  # a WKT or PROJJSON definition is 1-3 KB; pyproj spends ~4 ms per KB of garbage
+# Where a usable CRS must transform to and from WGS-84 and back: Dongguan, corners and middle.
+_PROBE_LON, _PROBE_LAT = (a.ravel() for a in np.meshgrid(np.linspace(113.5, 114.3, 3), np.linspace(22.6, 23.2, 3)))
+_ROUND_TRIP_DEG = 1e-7  # ~1 cm; pyproj's own round trips are ~1e-12
+_MAX_COORD = 1e8  # no CRS unit puts Dongguan 1e8 units from its origin (1e8 m is 2.5 times round the Earth)
+_EARTH_A_M = (6.35e6, 6.40e6)  # every Earth ellipsoid and sphere in use (Krasovsky 6,378,245 m, authalic 6,371,007 m)
+_FILE_REFS = re.compile(r"(?i)\binit\s*=")  # PROJ opens the named file while parsing
+_GRID_FILES = re.compile(r'PARAMETERFILE\["[^"]*","([^"]*)"')
+_NO_FILE = ("@null", "null")  # PROJ's built-in empty grid, in old Web Mercator definitions
+_USABLE: dict[str, str] = {}  # input text → canonical name, for inputs found usable (bounded)
+
 
 class UnknownCRSError(ZonechiefError, ValueError):
-    """Raised when a CRS name is neither a known alias nor parseable by pyproj."""
+    """A CRS that is neither a known alias nor a CRS pyproj can parse and this service can use.
 
-    def __init__(self, name: object):
-        super().__init__(
-            f"unknown CRS {name!r}; use wgs84, gcj02, bd09, cgcs2000, "
-            "or any EPSG code such as EPSG:4547"
-        )
+    ``reason`` says why a parseable one cannot be used (None: it does not parse);
+    ``supported`` lists what can be used, for the message and for clients.
+    """
+
+    def __init__(self, name: object, reason: str | None = None):
+        what = f"unusable CRS {quoted(name)} ({reason})" if reason else f"unknown CRS {quoted(name)}"
+        super().__init__(f"{what}; use {', '.join(SUPPORTED)}")
         self.name = name
+        self.reason = reason
+        self.supported = SUPPORTED
+
+
+def quoted(name: object) -> str:
+    """repr(name) for a message, cut short: a message must not echo kilobytes back."""
+    text = name if isinstance(name, str) else str(name)
+    return repr(text) if len(text) <= 80 else f"{text[:60]!r}... ({len(text)} characters)"
 
 
 # --------------------------------------------------------------------------- CRS names
 
 
-def normalize_crs(name: str) -> str:
-    """Return the canonical name of a CRS.
+def normalize_crs(name: str | pyproj.CRS) -> str:
+    """Return the canonical name of a usable CRS.
 
     ``"wgs84"``, ``"gcj02"`` and ``"bd09"`` for the three lon/lat systems (any
     common alias, case-insensitive); otherwise ``"EPSG:nnnn"`` when pyproj can
-    identify an EPSG code, else pyproj's ``to_string()``.
+    identify an EPSG code, else pyproj's ``to_string()``. A pyproj CRS (a file's)
+    is judged the same way.
 
-    Raises UnknownCRSError for empty or unparseable input.
+    Usable means: at most MAX_CRS_CHARS, parsed by pyproj, a geographic or
+    projected CRS (or one with such a horizontal part) on the Earth, naming no
+    grid or init files, and transforming to and from WGS-84 with finite values
+    that come back around Dongguan. Decided once per input (cached).
+
+    Raises UnknownCRSError for anything else: empty, unparseable or unusable input.
     """
+    if type(name) is str:  # every lookup passes here, several times: a name seen before costs one dict lookup
+        seen = _USABLE.get(name)
+        if seen is not None:
+            return seen
     if name is None or isinstance(name, bool):
         raise UnknownCRSError(name)
-    text = str(name).strip()
+    if isinstance(name, pyproj.CRS):
+        code = name.to_epsg()
+        text = f"EPSG:{code}" if code else name.to_wkt()
+    else:
+        text = str(name).strip()
     if not text:
         raise UnknownCRSError(name)
-    try:
-        return _normalize(text)
-    except UnknownCRSError:
-        raise UnknownCRSError(name) from None
+    if len(text) > MAX_CRS_CHARS:
+        raise UnknownCRSError(name, f"too long: {len(text)} characters, at most {MAX_CRS_CHARS}")
+    normalized, reason = _verdict(text)
+    if normalized is None:
+        raise UnknownCRSError(name, reason)
+    if type(name) is str and len(_USABLE) < 1024:
+        _USABLE[name] = normalized
+    return normalized
 
 
-@lru_cache(maxsize=256)
-def _normalize(text: str) -> str:
+@lru_cache(maxsize=512)
+def _verdict(text: str) -> tuple[str | None, str | None]:
+    """(canonical name, None) for a usable CRS; (None, why not) otherwise, why None if it does not parse.
+
+    Cached, refusals too: a client repeating a hostile CRS costs a dict lookup.
+    """
     alias = _ALIASES.get(text.lower())
     if alias:
-        return alias
+        return alias, None
+    if _FILE_REFS.search(text):
+        return None, "it refers to files, which this service does not read"
     try:
         crs = pyproj.CRS.from_user_input(text)
-    except (CRSError, TypeError, ValueError):
-        raise UnknownCRSError(text) from None
-    code = crs.to_epsg()
+        code = crs.to_epsg()
+    except (CRSError, TypeError, ValueError, RuntimeError):  # RuntimeError: pyproj's ProjError
+        return None, None
     if code == 4326:
-        return "wgs84"  # so that "urn:ogc:def:crs:EPSG::4326" etc. take the fast path
-    return f"EPSG:{code}" if code else crs.to_string()
+        return "wgs84", None  # so that "urn:ogc:def:crs:EPSG::4326" etc. take the fast path
+    normalized = f"EPSG:{code}" if code else crs.to_string()
+    try:
+        reason = _unusable(crs) or _unusable(_pyproj_crs(normalized)) or _probe(normalized)
+    except (CRSError, TypeError, ValueError, RuntimeError) as exc:
+        reason = f"pyproj cannot use it: {str(exc)[:120]}"
+    return (None, reason) if reason else (normalized, None)
+
+
+def _horizontal(crs: pyproj.CRS) -> pyproj.CRS | None:
+    """The part of `crs` that places a point: itself, a bound CRS's source, a compound's non-vertical part."""
+    h: pyproj.CRS | None = crs.source_crs if crs.is_bound else crs
+    if h is not None and h.is_compound:  # e.g. WGS 84 + EGM2008 height
+        h = next((s for s in h.sub_crs_list if not s.is_vertical), None)
+        if h is not None and h.is_bound:
+            h = h.source_crs
+    return h
+
+
+def _unusable(crs: pyproj.CRS) -> str | None:
+    """Why `crs`, by its kind alone, cannot place a point in Dongguan; None if it may."""
+    h = _horizontal(crs)
+    if h is None:
+        return "a compound CRS without a horizontal part"
+    if h.is_geocentric:
+        return "a geocentric CRS: give longitude and latitude, or x and y in a projected CRS"
+    if not (h.is_geographic or h.is_projected):
+        kind = h.type_name[0].lower() + h.type_name[1:]  # "vertical CRS"
+        return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} gives no position on the Earth's surface"
+    a = h.ellipsoid.semi_major_metre if h.ellipsoid is not None else None
+    if a is None or not _EARTH_A_M[0] <= a <= _EARTH_A_M[1]:
+        return f"not on the Earth: its ellipsoid's semi-major axis is {a or 0:,.0f} m, the Earth's 6,378 km"
+    grids = [f for f in _GRID_FILES.findall(crs.to_wkt() or "") if f not in _NO_FILE]
+    if grids:
+        return "it refers to grid files, which this service does not read"
+    return None
+
+
+def _probe(normalized: str) -> str | None:
+    """Why WGS-84 ↔ `normalized` fails around Dongguan; None if every probe point comes back."""
+    try:
+        _transformer("wgs84", normalized)
+        _transformer(normalized, "wgs84")
+    except (CRSError, RuntimeError):
+        return "it cannot be transformed to WGS-84"
+    with np.errstate(all="ignore"):
+        x, y = _pyproj_transform("wgs84", normalized, _PROBE_LON, _PROBE_LAT)
+        lon, lat = _pyproj_transform(normalized, "wgs84", x, y)
+        ok = (np.isfinite(x) & np.isfinite(y) & (np.abs(x) < _MAX_COORD) & (np.abs(y) < _MAX_COORD)
+              & (np.abs(lon - _PROBE_LON) < _ROUND_TRIP_DEG) & (np.abs(lat - _PROBE_LAT) < _ROUND_TRIP_DEG))
+    return None if ok.all() else "its coordinates around Dongguan do not convert to WGS-84 and back"
 
 
 @lru_cache(maxsize=64)
@@ -106,10 +212,27 @@ def _pyproj_crs(normalized: str) -> pyproj.CRS:
     return pyproj.CRS.from_user_input("EPSG:4326" if normalized == "wgs84" else normalized)
 
 
+def pyproj_crs(crs: str | pyproj.CRS) -> pyproj.CRS:
+    """The pyproj CRS of a usable CRS, for layers read with geopandas; GCJ-02 and BD-09 have none.
+
+    Raises UnknownCRSError as normalize_crs does, and for the two offset datums.
+    """
+    c = normalize_crs(crs)
+    if c in ("gcj02", "bd09"):
+        raise UnknownCRSError(crs, f"{c} is an offset applied to single points, not a CRS a file can declare; "
+                                   "convert the file to WGS-84 first")
+    return _pyproj_crs(c)
+
+
 def is_geographic(crs: str) -> bool:
     """True if coordinates in ``crs`` are longitude/latitude degrees."""
     c = normalize_crs(crs)
-    return c in _OFFSET_CRS or _pyproj_crs(c).is_geographic
+    return c in _OFFSET_CRS or _geographic(c)
+
+
+@lru_cache(maxsize=256)
+def _geographic(normalized: str) -> bool:
+    return _pyproj_crs(normalized).is_geographic  # pyproj asks PROJ each time (~2 µs)
 
 
 # --------------------------------------------------------------------------- helpers

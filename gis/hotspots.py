@@ -10,7 +10,9 @@ centres lie within a distance band (default 3 cells: 28 neighbours; 1.5 cells
 gives queen contiguity); Gi* uses binary weights with the cell itself included
 (esda.G_Local, star=True, transform="B").
 
-Inference: conditional permutations (esda). esda's ``p_sim`` is "directed"
+Inference: conditional permutations, esda's draws in our own compiled kernel
+(gis.hotspot_kernels: cached on disk, where esda's are compiled again in every
+process, which took 15–25 s before the first map). esda's ``p_sim`` is "directed"
 (the smaller tail, chosen after looking, ties counted on one side only), which
 is about twice too small and calls all-zero neighbourhoods significant cold
 spots. We therefore compute a two-sided, tie-aware pseudo p-value from the
@@ -51,7 +53,8 @@ LEVELS = (0.01, 0.05, 0.10)  # 99, 95, 90 % confidence
 DEFAULT_BAND_CELLS = 3.0  # neighbourhood radius in cells, see grid_weights
 
 __all__ = ["grid", "grid_weights", "count_in_cells", "gi_star", "gi_star_series", "benjamini_hochberg",
-           "kde_surface", "emerging_hotspots", "classify_emerging", "mann_kendall", "MannKendall", "EMERGING"]
+           "kde_surface", "emerging_hotspots", "classify_emerging", "mann_kendall", "MannKendall", "EMERGING", "warm_up",
+           "grid_neighbours"]
 
 
 # ------------------------------------------------------------------ lattice
@@ -95,9 +98,22 @@ def grid_weights(cells: gpd.GeoDataFrame, band_m: float | None = None):
     Neighbours are the other cells whose centres lie within ``band_m`` metres
     (a fixed distance band). The default, 3 cells, gives 28 neighbours: in
     sparse, skewed report counts the 8 surrounding cells (``band_m`` = 1.5
-    cells, queen contiguity) rarely survive the FDR correction.
+    cells, queen contiguity) rarely survive the FDR correction. gi_star uses
+    the same neighbours as a sparse matrix (grid_neighbours): importing
+    libpysal takes seconds, which the first hot-spot map of a process would wait for.
     """
     from libpysal.weights import W
+
+    a = grid_neighbours(cells, band_m)
+    neighbors = {i: a.indices[a.indptr[i]:a.indptr[i + 1]].tolist() for i in range(a.shape[0])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # islands (cells without a neighbour) are kept; _gi gives them p = 1
+        return W(neighbors, id_order=list(range(len(cells))), silence_warnings=True)
+
+
+def grid_neighbours(cells: gpd.GeoDataFrame, band_m: float | None = None):
+    """grid_weights as a scipy CSR matrix: 1 where cell j is a neighbour of cell i, no diagonal, sorted rows."""
+    from scipy import sparse
 
     cs = _lattice(cells)["cell_size"]
     band = DEFAULT_BAND_CELLS * cs if band_m is None else float(band_m)
@@ -106,16 +122,16 @@ def grid_weights(cells: gpd.GeoDataFrame, band_m: float | None = None):
             if (dr or dc) and (dr * dr + dc * dc) * cs * cs <= band * band * (1 + 1e-12)]
     rows, cols = cells["row"].to_numpy(), cells["col"].to_numpy()
     lookup = pd.Series(np.arange(len(cells)), index=pd.MultiIndex.from_arrays([rows, cols]))
-    neighbors: dict[int, list[int]] = {i: [] for i in range(len(cells))}
+    src, dst = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     for dr, dc in offs:
         j = lookup.reindex(pd.MultiIndex.from_arrays([rows + dr, cols + dc])).to_numpy()
-        for i in np.flatnonzero(~np.isnan(j)).tolist():
-            neighbors[i].append(int(j[i]))
-    for v in neighbors.values():
-        v.sort()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # islands (cells without a neighbour) are kept; _gi gives them p = 1
-        return W(neighbors, id_order=list(range(len(cells))), silence_warnings=True)
+        ok = ~np.isnan(j)
+        src.append(np.flatnonzero(ok))
+        dst.append(j[ok].astype(np.int64))
+    i, j = np.concatenate(src), np.concatenate(dst)
+    a = sparse.csr_matrix((np.ones(len(i)), (i, j)), shape=(len(cells), len(cells)))
+    a.sort_indices()
+    return a
 
 
 def _xy(points) -> tuple[np.ndarray, np.ndarray]:
@@ -181,49 +197,66 @@ def benjamini_hochberg(p, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, q <= alpha, False), q
 
 
-def _gi(y, w, permutations, seed):
-    """Gi* (esda) and, from esda's conditional permutations, the directed p_sim and a two-sided tie-aware p.
+def _gi(y, a, permutations, seed):
+    """Gi* (as esda.G_Local, star=True, transform="B") and, from conditional permutations, the directed
+    p_sim and a two-sided tie-aware p.
 
-    Returns (G*, z, p_sim, p). esda's p_sim is reproduced from the upper-tail
-    count, so it equals esda.G_Local(..., seed=seed).p_sim; the lower tail comes
-    from a second pass over the same permutations (same seed), which keeps memory
-    at O(cells) instead of esda's cells × permutations simulation matrix.
+    Returns (G*, z, p_sim, p). The permutations are esda's (same seed, same draws; see
+    gis.hotspot_kernels), counted in one pass for both tails with ties counted as ties: esda
+    compares after a fast-math division, which puts some exact ties one ulp below the observed
+    value, so its p_sim can be smaller where a draw equals the observation.
     """
-    import esda
-    from esda.crand import crand
-    from esda.getisord import _g_local_star_crand
-    from libpysal.weights import fill_diagonal
-
     n = len(y)
     if n == 0:
         return np.zeros(0), np.zeros(0), np.zeros(0), np.ones(0)
     if y.sum() == 0 or np.all(y == y[0]):
         return np.zeros(n), np.zeros(n), np.ones(n), np.ones(n)  # nothing to cluster
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # esda's notes on its default alternative
-        g = esda.G_Local(y, w, transform="B", star=True, permutations=0)
-    gs, z = np.asarray(g.Gs, dtype="f8"), np.asarray(g.Zs, dtype="f8")
+    gs, z, a = _gi_moments(y, a)
     if not permutations:
         from scipy import stats
 
         return gs, z, np.full(n, np.nan), np.minimum(1.0, 2 * stats.norm.sf(np.abs(z)))
+    from gis.hotspot_kernels import tail_counts  # imports numba: only when permutations are asked for
+
     r = int(permutations)
     seed = int(np.random.default_rng().integers(12345, 12345000)) if seed is None else int(seed)
-    tails = {}
-    for alt in ("greater", "lesser"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # libpysal's note on disconnected components
-            ws = fill_diagonal(w, 1.0)  # fresh W each pass: crand zeroes the diagonal of its cached matrix
-        ps, _ = crand(y, ws, gs, r, False, 1, _g_local_star_crand, scaling=y.sum(), seed=seed, alternative=alt)
-        tails[alt] = np.rint(np.asarray(ps, dtype="f8") * (r + 1)) - 1  # draws at least as extreme
-    larger = tails["greater"].copy()
+    ge, le = tail_counts(y, a, np.ones(n), r, seed)
+    larger = ge.copy()
     low = (r - larger) < larger
     larger[low] = r - larger[low]
     p_sim = (larger + 1) / (r + 1)
-    p = np.minimum(1.0, 2 * (np.minimum(tails["greater"], tails["lesser"]) + 1) / (r + 1))
-    island = np.asarray(w.sparse.sum(axis=1)).ravel() == 0
-    p[island] = 1.0  # a cell without neighbours has nothing to compare with
+    p = np.minimum(1.0, 2 * (np.minimum(ge, le) + 1) / (r + 1))
+    p[np.diff(a.indptr) == 0] = 1.0  # a cell without neighbours has nothing to compare with
     return gs, z, p_sim, p
+
+
+def _gi_moments(y, a):
+    """G*, its z-score (esda.G_Local's analytical moments, binary weights, self weight 1) and the binary
+    neighbour matrix (from a, any scipy sparse matrix of weights) without its diagonal."""
+    a = a.tocsr(copy=True)
+    if a.diagonal().any():
+        a.setdiag(0)
+    a.eliminate_zeros()
+    a.data[:] = 1.0
+    n, total = len(y), y.sum()
+    gs = (a @ y + y) / total
+    mean = total / n
+    var = (y * y).sum() / n - mean * mean
+    card = np.diff(a.indptr) + 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):  # a neighbourhood of every cell: z is NaN, as in esda
+        ev = card * (n - card) / (n - 1) / n ** 2 * var / mean ** 2
+        return gs, (gs - card / n) / np.sqrt(ev), a
+
+
+def warm_up() -> None:
+    """Load what the first gi_star in a process would wait for: numba and the compiled permutation
+    kernels (from numba's disk cache, or compiled and stored there on a fresh install).
+
+    About a second with the cache; the app runs it in a background thread at startup.
+    """
+    from scipy import sparse
+
+    _gi(np.array([1.0, 0.0, 2.0, 0.0]), sparse.diags([1.0, 1.0, 1.0], 1, shape=(4, 4)), 9, 0)
 
 
 def _classify(z, p):
@@ -243,17 +276,17 @@ def gi_star(points, zones, cell_size: float = 250.0, band_m: float | None = None
     """Getis–Ord Gi* of point counts on the grid, with permutation inference and BH FDR.
 
     Returns a WGS-84 GeoDataFrame of cells: cell_id, row, col, count, gi (G*),
-    gi_z, p_sim (esda's directed pseudo p), p_value (two-sided, tie-aware),
+    gi_z, p_sim (the directed pseudo p as esda defines it), p_value (two-sided, tie-aware),
     q_value (BH), significant (q ≤ alpha), confidence (0/90/95/99), gi_bin
     (-3..3) and class ("hot 99%", ..., "cold 90%", "not significant").
     ``band_m``: neighbourhood radius (see grid_weights; default 3 cells).
-    ``seed`` is passed to esda, so the same seed gives the same permutations.
+    ``seed``: the same seed gives the same permutations (esda's, for that seed).
     ``attrs["min_discoveries"]``: the fewest cells that BH can call significant
     at all with this many permutations (p never goes below 2/(R+1)).
     """
     cells = grid(zones, cell_size) if cells is None else cells
     y = count_in_cells(cells, points)
-    out = _result(cells, y, grid_weights(cells, band_m), permutations, alpha, seed)
+    out = _result(cells, y, grid_neighbours(cells, band_m), permutations, alpha, seed)
     out.attrs.update(cell_size=cells.attrs["cell_size"], permutations=permutations, alpha=alpha,
                      min_discoveries=_min_discoveries(len(cells), permutations, alpha))
     return out
@@ -266,8 +299,8 @@ def _min_discoveries(m: int, permutations: int, alpha: float) -> int:
     return max(1, int(np.ceil(2.0 / (permutations + 1) * m / alpha - 1e-9)))
 
 
-def _result(cells, y, w, permutations, alpha, seed):
-    gs, z, p_sim, p = _gi(y, w, permutations, seed)
+def _result(cells, y, a, permutations, alpha, seed):
+    gs, z, p_sim, p = _gi(y, a, permutations, seed)
     sig, q = benjamini_hochberg(p, alpha)
     conf, gbin, label = _classify(z, p)
     out = gpd.GeoDataFrame({
@@ -329,7 +362,7 @@ def gi_star_series(points, zones, time_col: str = "created_at", freq: str = "M",
     BH is applied within each period. Period k uses seed + k.
     """
     cells = grid(zones, cell_size) if cells is None else cells
-    w = grid_weights(cells, band_m)
+    a = grid_neighbours(cells, band_m)
     g = points[points.geometry.notna() & ~points.geometry.is_empty]
     per = period_start(_times(g, time_col), freq)
     freq_code = {"W": "W-SUN", "M": "M"}[freq]
@@ -337,7 +370,7 @@ def gi_star_series(points, zones, time_col: str = "created_at", freq: str = "M",
     parts = []
     for k, p0 in enumerate(periods):
         y = count_in_cells(cells, g[(per == p0).to_numpy()])
-        _, z, _, p = _gi(y, w, permutations, None if seed is None else seed + k)
+        _, z, _, p = _gi(y, a, permutations, None if seed is None else seed + k)
         sig, q = benjamini_hochberg(p, alpha)
         parts.append(pd.DataFrame({"cell_id": cells["cell_id"].to_numpy(), "period": p0, "count": y.astype("int64"),
                                    "gi_z": z, "p_value": p, "q_value": q, "hot": sig & (z > 0), "cold": sig & (z < 0)}))

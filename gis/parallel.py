@@ -1,4 +1,4 @@
-"""A shared worker thread pool for the bulk lookup loops (they release the GIL)."""
+"""A shared worker thread pool for the compiled loops of bulk lookups and hot spots (they release the GIL)."""
 from __future__ import annotations
 
 import os
@@ -35,9 +35,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-def in_parts(n: int, fn) -> list:
-    """[fn(a, b) for consecutive ranges covering 0..n], on the thread pool when n is large."""
-    parts = min(thread_count(), max(1, n // _MIN_PART))
+def in_parts(n: int, fn, min_part: int = _MIN_PART) -> list:
+    """[fn(a, b) for consecutive ranges covering 0..n], on the thread pool when n is large (parts of at
+    least `min_part`: items that cost more, such as the hot-spot kernel's cells, warrant smaller parts)."""
+    parts = min(thread_count(), max(1, n // max(1, min_part)))
     if parts == 1:
         return [fn(0, n)]
     bounds = np.linspace(0, n, parts + 1).astype(int)

@@ -1,12 +1,19 @@
 """Point input: coordinate checks with messages a person can act on, one point as a
 GeocodeResult (``geocode_coordinates``), and point files in and out.
 
+``misplaced_problems`` is the one rule for points that are evidently not in the CRS they
+came with (degrees sent as metres of a projected CRS): the intake of reports and the
+lookups call it.
+
 Files: CSV (lon/lat columns), GeoJSON, GeoPackage, GeoParquet; the output
 format follows the output file's extension.
 """
 from __future__ import annotations
 
+import math
+import weakref
 from pathlib import Path
+from types import SimpleNamespace
 
 import geopandas as gpd
 import numpy as np
@@ -20,10 +27,19 @@ LON_NAMES = ("lon", "lng", "longitude", "x", "经度")
 LAT_NAMES = ("lat", "latitude", "y", "纬度")
 VECTOR_EXT = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
 PARQUET_EXT = (".parquet", ".geoparquet")
+# The two towns span ~30 km; a point in the wrong units or CRS lands thousands of km away, while
+# real reports from elsewhere in Guangdong (up to ~500 km) are only outside every zone.
+FAR_KM = 1000.0
+_EARTH_R_KM = 6371.0088
+_AREAS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # index → its bounds, computed once
 
 
 class CoordinateError(ZonechiefError, ValueError):
     """A coordinate cannot be used; the message says which and why."""
+
+
+class MisplacedError(CoordinateError):
+    """Coordinates in a projected CRS that land thousands of km from the area served: degrees, or the wrong CRS."""
 
 
 def coordinate_problem(x: float, y: float, crs: str = "wgs84") -> str | None:
@@ -61,6 +77,80 @@ def check_coordinates(x, y, crs: str = "wgs84", raise_error: bool = True) -> np.
         i = int(np.flatnonzero(~ok)[0])
         raise CoordinateError(coordinate_problem(float(x[i]), float(y[i]), crs) or "invalid coordinate")
     return ok
+
+
+def served_area(index) -> tuple[float, float, float, float]:
+    """(minlon, minlat, maxlon, maxlat) of the zones of `index` (a ZoneIndex), once per index."""
+    area = _AREAS.get(index)
+    if area is None:
+        area = _AREAS[index] = tuple(float(v) for v in index.units.total_bounds)
+    return area
+
+
+def _km_from(area, lon, lat, m=np):
+    """Great-circle km from each WGS-84 point to the nearest point of the box `area` (0 inside); NaN stays NaN.
+
+    numpy arrays, or with m=_SCALAR finite Python floats (one point: 20x faster than numpy's calls).
+    """
+    clon, clat = m.minimum(m.maximum(lon, area[0]), area[2]), m.minimum(m.maximum(lat, area[1]), area[3])
+    p1, p2, dl = m.radians(lat), m.radians(clat), m.radians(clon - lon)
+    h = m.sin((p2 - p1) / 2) ** 2 + m.cos(p1) * m.cos(p2) * m.sin(dl / 2) ** 2
+    return 2 * _EARTH_R_KM * m.arcsin(m.sqrt(m.minimum(m.maximum(h, 0.0), 1.0)))
+
+
+_SCALAR = SimpleNamespace(minimum=min, maximum=max, radians=math.radians, sin=math.sin, cos=math.cos,
+                          arcsin=math.asin, sqrt=math.sqrt)
+
+
+def _problem(x: float, y: float, name: str, km: float) -> str:
+    hint = ("these look like degrees; did you mean crs=wgs84?" if abs(x) <= 180 and abs(y) <= 180
+            else "check the coordinates and their crs")
+    return f"x {x:g}, y {y:g} in {name} land {km:,.0f} km from the area served; {hint}"
+
+
+def misplaced_problems(index, x, y, crs: str, lon=None, lat=None) -> np.ndarray | None:
+    """Per point (x, y) given in `crs`: why it is evidently not in that CRS, or None; None for
+    the whole array when no point is (the common case costs no per-point work).
+
+    Only a projected CRS is judged: points that land more than FAR_KM from the area
+    served by `index` were typed in degrees ("these look like degrees; did you mean
+    crs=wgs84?") or in another CRS. Degrees in a geographic CRS are degrees: far away,
+    they are just outside every zone. `lon`, `lat`: the points in WGS-84, if already
+    converted. Unusable coordinates (NaN) are left to check_coordinates.
+    """
+    if _crs.is_geographic(crs):
+        return None
+    x = np.atleast_1d(np.asarray(x, dtype="f8"))
+    y = np.atleast_1d(np.asarray(y, dtype="f8"))
+    if lon is None or lat is None:
+        lon, lat = _crs.to_wgs84(x, y, crs)
+    with np.errstate(invalid="ignore"):
+        km = _km_from(served_area(index), np.atleast_1d(np.asarray(lon, dtype="f8")),
+                      np.atleast_1d(np.asarray(lat, dtype="f8")))
+        far = np.flatnonzero(km > FAR_KM)
+    if not len(far):
+        return None
+    out = np.full(len(x), None, object)
+    name = _crs.quoted(_crs.normalize_crs(crs))
+    for i in far:
+        out[i] = _problem(float(x[i]), float(y[i]), name, float(km[i]))
+    return out
+
+
+def check_placed(index, x, y, crs: str, lon: float | None = None, lat: float | None = None) -> None:
+    """Raise MisplacedError if the point (x, y) in `crs` is evidently not in that CRS (see misplaced_problems).
+
+    The same rule for one point, in plain Python: numpy's per-call cost would be most of a lookup's.
+    """
+    if _crs.is_geographic(crs):
+        return
+    if lon is None or lat is None:
+        lon, lat = (float(v) for v in _crs.to_wgs84(float(x), float(y), crs))
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        return  # unusable coordinates: check_coordinates says why
+    km = _km_from(served_area(index), lon, lat, _SCALAR)
+    if km > FAR_KM:
+        raise MisplacedError(_problem(float(x), float(y), _crs.quoted(_crs.normalize_crs(crs)), km))
 
 
 def geocode_coordinates(x, y, crs: str = "wgs84", index=None) -> GeocodeResult:

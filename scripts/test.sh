@@ -30,4 +30,10 @@ $BIN/ruff check .
 $BIN/mypy
 $BIN/lint-imports --no-cache
 
-exec $BIN/python -m pytest "$@"
+# Two workers (pytest-xdist): many tests wait on PostgreSQL, servers and Chromium. The tests that
+# restart the PostgreSQL cluster run afterwards, alone. Arguments run pytest as given, in one process.
+if [ $# -gt 0 ]; then
+  exec $BIN/python -m pytest "$@"
+fi
+$BIN/python -m pytest -n 2 --dist loadfile -m "not restart"
+exec $BIN/python -m pytest -m restart

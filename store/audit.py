@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.models import AuditEntry
@@ -31,6 +31,11 @@ def entries(session: Session, action: str | None = None, limit: int = 100, offse
 def has_reference_imports(session: Session) -> bool:
     """True once reference data has been imported: then the database, not the shipped files, is in force."""
     return session.scalar(select(AuditEntry.id).where(AuditEntry.action.in_(REFERENCE_ACTIONS)).limit(1)) is not None
+
+
+def latest_reference_import(session: Session) -> int | None:
+    """The id of the newest reference import: the version of the reference data in the store (None: the shipped files)."""
+    return session.scalar(select(func.max(AuditEntry.id)).where(AuditEntry.action.in_(REFERENCE_ACTIONS)))
 
 
 def to_dict(e: AuditEntry) -> dict:

@@ -8,9 +8,11 @@ store values exactly as the ORM's column types do (store.types).
 """
 from __future__ import annotations
 
+import bisect
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Protocol
 
 import numpy as np
@@ -21,6 +23,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from store import pg_bulk
+from store.deadline import Deadlines
 from store.models import Report
 
 REPORT_COLS = ["id", "created_at", "updated_at", "source", "category", "description", "location_input", "geom",
@@ -34,13 +37,68 @@ REBUILD_MIN = 10_000  # smaller imports never take the exclusive lock
 
 
 class Batch(Protocol):
-    """The reports of an import, built a window at a time (zonechief.bulk.Batch)."""
+    """The reports of an import, built a window at a time (zonechief.bulk.Batch, FileBatch)."""
 
-    max_rows: int  # candidates, before any window rejects some
+    max_rows: int  # at most this many reports (0: nothing to write)
     built: int  # reports built so far
 
     def chunks(self, size: int, first: int | None = None) -> Iterator[tuple[int, pa.Table, pa.Table, int]]:
         """(offset, reports, events, progress advance) per window; events' "report" is the position in the window."""
+
+
+class Ids(Sequence[int]):
+    """The new ids of a write, in order, held as runs of consecutive ids: no Python int per row."""
+
+    def __init__(self) -> None:
+        self._first: list[int] = []  # each run's first id
+        self._end: list[int] = []  # each run's end as a position in the whole (cumulative length)
+
+    def add_run(self, first: int, n: int) -> None:
+        """Append ids first .. first + n - 1."""
+        if n <= 0:
+            return
+        if self._first and self._first[-1] + self._length(-1) == first:
+            self._end[-1] += n
+        else:
+            self._first.append(first)
+            self._end.append(len(self) + n)
+
+    def add(self, ids: np.ndarray) -> None:
+        """Append ids in the order given."""
+        cuts = [0, *(np.flatnonzero(np.diff(ids) != 1) + 1).tolist(), len(ids)]
+        for a, b in zip(cuts, cuts[1:]):
+            if b > a:
+                self.add_run(int(ids[a]), b - a)
+
+    def _length(self, k: int) -> int:
+        k %= len(self._end)
+        return self._end[k] - (self._end[k - 1] if k else 0)
+
+    def __len__(self) -> int:
+        return self._end[-1] if self._end else 0
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return list(self)[i]
+        i = i + len(self) if i < 0 else i
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = bisect.bisect_right(self._end, i)
+        return self._first[k] + i - (self._end[k - 1] if k else 0)
+
+    def __iter__(self):
+        for k, first in enumerate(self._first):
+            yield from range(first, first + self._length(k))
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "Ids(" + ", ".join(f"{f}..{f + self._length(k) - 1}" for k, f in enumerate(self._first)) + ")"
 
 
 class BulkWriter(ABC):
@@ -55,7 +113,7 @@ class BulkWriter(ABC):
         return (PostgisBulkWriter if db.dialect == "postgresql" else SqliteBulkWriter)(db.engine)
 
     def write(self, batch: Batch, rebuild_indexes: bool | None = None,
-              progress: Callable[[int], None] | None = None) -> list[int]:
+              progress: Callable[[int], None] | None = None) -> Ids:
         """Insert a batch and its events in one transaction; returns the new ids, in batch order.
 
         `rebuild_indexes` (PostGIS only; None: when the batch has at least REBUILD_MIN rows and
@@ -64,7 +122,7 @@ class BulkWriter(ABC):
         meanwhile. `progress` gets the source rows each window settles.
         """
         if batch.max_rows == 0:
-            return []
+            return Ids()
         return self._write(batch, rebuild_indexes, progress)
 
     def stored_keys(self, keys: pa.Array) -> pa.Array:
@@ -74,7 +132,7 @@ class BulkWriter(ABC):
         return self._stored_keys(keys)
 
     @abstractmethod
-    def _write(self, batch: Batch, rebuild_indexes: bool | None, progress) -> list[int]: ...
+    def _write(self, batch: Batch, rebuild_indexes: bool | None, progress) -> Ids: ...
 
     @abstractmethod
     def _stored_keys(self, keys: pa.Array) -> pa.Array: ...
@@ -85,50 +143,65 @@ class PostgisBulkWriter(BulkWriter):
     """Binary COPY, windows encoded ahead in a thread, index rebuilds for large loads."""
 
     def _write(self, batch, rebuild_indexes, progress):
-        # Ids are taken for every candidate up front; the ones of rows rejected on the way
-        # leave gaps, as a rolled-back insert does.
+        # Each window takes its ids when built, on a second connection: sequences are not
+        # transactional, and the transaction's own connection is busy with the COPY meanwhile.
         n = batch.max_rows
-        with self.engine.begin() as conn:
-            raw = conn.connection.driver_connection  # psycopg 3 connection, same transaction
-            with raw.cursor() as cur:
-                if rebuild_indexes is None:
-                    rebuild_indexes = n >= REBUILD_MIN and n >= pg_bulk.estimated_rows(cur, "reports")
-                ctx = pg_bulk.indexes_rebuilt(cur, ["reports", "report_events"]) if rebuild_indexes else nullcontext()
-                with ctx:
-                    ids = _new_ids(cur, "reports", n, locked=bool(rebuild_indexes))
-                    # A window's reports, then its events: the server stores window k while
-                    # a thread builds and encodes window k+1.
-                    for data, ev, advance in _ahead(_pg_windows(batch, ids)):
-                        pg_bulk.copy_encoded(cur, "reports", REPORT_COLS, [data])
-                        names = EVENT_COLS
-                        if rebuild_indexes:  # explicit ids: no nextval() per row
-                            ev = [pa.array(_new_ids(cur, "report_events", len(ev[0]), locked=True), pa.int32()), *ev]
-                            names = ["id", *EVENT_COLS]
-                        pg_bulk.copy_columns(cur, "report_events", names, [ev])
-                        if progress:
-                            progress(advance)
-            return ids[:batch.built].tolist()
+        ids = Ids()
+        with self.engine.begin() as conn, _bulk_cursor(conn) as cur, \
+                self.engine.begin() as side_conn, _bulk_cursor(side_conn) as side:
+            if rebuild_indexes is None:
+                rebuild_indexes = n >= REBUILD_MIN and n >= pg_bulk.estimated_rows(cur, "reports")
+            cur.execute("SELECT pg_get_serial_sequence('reports', 'id'), pg_get_serial_sequence('report_events', 'id')")
+            seq, event_seq = cur.fetchone()
+            ctx = pg_bulk.indexes_rebuilt(cur, ["reports", "report_events"]) if rebuild_indexes else nullcontext()
+            with ctx:
+                def take(m):
+                    return _new_ids(side, seq, m, locked=bool(rebuild_indexes))
+
+                # A window's reports, then its events: the server stores window k while
+                # a thread builds and encodes window k+1.
+                for data, ev, advance, got in _ahead(_pg_windows(batch, take)):
+                    ids.add(got)
+                    pg_bulk.copy_encoded(cur, "reports", REPORT_COLS, [data])
+                    names = EVENT_COLS
+                    if rebuild_indexes:  # explicit ids: no nextval() per row
+                        ev = [pa.array(_new_ids(cur, event_seq, len(ev[0]), locked=True), pa.int32()), *ev]
+                        names = ["id", *EVENT_COLS]
+                    pg_bulk.copy_columns(cur, "report_events", names, [ev])
+                    if progress:
+                        progress(advance)
+        return ids
 
     def _stored_keys(self, keys):
         # COPY the keys into a temporary table and join: no parameter, no round trip per key
-        with self.engine.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+        with self.engine.begin() as conn, _bulk_cursor(conn) as cur:
             cur.execute("CREATE TEMPORARY TABLE zc_import_keys (key text) ON COMMIT DROP")
             pg_bulk.copy_columns(cur, "zc_import_keys", ["key"], [[keys]])
             cur.execute("SELECT r.idempotency_key FROM zc_import_keys k JOIN reports r ON r.idempotency_key = k.key")
             return pa.array([r[0] for r in cur.fetchall()], pa.string())
 
 
-def _pg_windows(batch: Batch, ids: np.ndarray):
-    """(reports as binary COPY data, event columns with report ids, progress advance) per window."""
-    for a, t, e, advance in batch.chunks(CHUNK, FIRST_CHUNK):
-        b = a + t.num_rows
+@contextmanager
+def _bulk_cursor(conn) -> Iterator:
+    """The psycopg cursor of `conn`'s transaction; each statement (a COPY of one window, an index build)
+    and the commit get the bulk deadline (store.deadline)."""
+    deadlines = Deadlines.of(conn.engine)
+    deadlines.extend(conn)
+    with conn.connection.driver_connection.cursor() as cur:
+        yield deadlines.cursor(cur)
+
+
+def _pg_windows(batch: Batch, take_ids: Callable[[int], np.ndarray]):
+    """(reports as binary COPY data, event columns with report ids, progress advance, the ids) per window."""
+    for _, t, e, advance in batch.chunks(CHUNK, FIRST_CHUNK):
+        ids = take_ids(t.num_rows)
         lon = t["lon"].to_numpy(zero_copy_only=False)
         lat = t["lat"].to_numpy(zero_copy_only=False)
-        cols = {"id": pa.array(ids[a:b], pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326)}
+        cols = {"id": pa.array(ids, pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326)}
         data = pg_bulk.encode([cols[c] if c in cols else t[c].combine_chunks() for c in REPORT_COLS])
-        events = [pa.array(ids[a + e["report"].to_numpy()], pa.int32()),
+        events = [pa.array(ids[e["report"].to_numpy()], pa.int32()),
                   *(e[c].combine_chunks() for c in EVENT_COLS[1:])]
-        yield data, events, advance
+        yield data, events, advance, ids
 
 
 def _ahead(iterable):
@@ -142,15 +215,15 @@ def _ahead(iterable):
             yield item
 
 
-def _new_ids(cur, table: str, n: int, locked: bool) -> np.ndarray:
+def _new_ids(cur, seq: str, n: int, locked: bool) -> np.ndarray:
+    """n new ids of the sequence named `seq`, ascending."""
     if n == 0:
         return np.zeros(0, np.int64)
-    seq = f"pg_get_serial_sequence('{table}', 'id')"
     if locked:  # nobody else can insert into the table now: take the whole range in one step
-        cur.execute(f"SELECT setval({seq}, nextval({seq}) + %s - 1)", (n,))
+        cur.execute("SELECT setval(%s::regclass, nextval(%s::regclass) + %s - 1)", (seq, seq, n))
         last = cur.fetchone()[0]
         return np.arange(last - n + 1, last + 1, dtype=np.int64)
-    cur.execute(f"SELECT nextval({seq}) FROM generate_series(1, %s)", (n,))
+    cur.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (seq, n))
     return np.array([r[0] for r in cur.fetchall()], np.int64)
 
 
@@ -171,7 +244,9 @@ class SqliteBulkWriter(BulkWriter):
                 _insert_rows(cur, "report_events", EVENT_COLS, ev)
                 if progress:
                     progress(advance)
-        return list(range(start, start + batch.built))
+        ids = Ids()
+        ids.add_run(start, batch.built)
+        return ids
 
     def _stored_keys(self, keys):
         found: list[str] = []

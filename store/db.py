@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import shapely
 from sqlalchemy import create_engine, event, func, insert, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.deadline import Deadlines, Timeouts
 from store.map_aggregates import MapAggregates
 from store.models import Category, Facility, RosterEntry, Village, Zone
 from store.reference_repo import ReferenceRepository
@@ -30,10 +31,13 @@ def _wkb_y(wkb):
     return None if wkb is None else shapely.from_wkb(bytes(wkb)).y
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`: SQLite with WAL, foreign keys and the zc_x/zc_y functions; PostgreSQL with a pool that survives restarts."""
+def make_engine(url: str, timeouts: Timeouts | None = None) -> Engine:
+    """An engine for `url`: SQLite with WAL, foreign keys and the zc_x/zc_y functions; PostgreSQL with a pool
+    that survives restarts. Every database use ends within `timeouts` (store.deadline)."""
+    timeouts = timeouts or Timeouts()
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # The busy timeout is how long a write waits for another writer's lock: as long as a statement may take.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeouts.statement_s})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _):
@@ -47,10 +51,15 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.create_function("zc_y", 1, _wkb_y, deterministic=True)
 
         return engine
-    # pre_ping replaces connections a database restart killed; a short connect timeout lets an
-    # unreachable server surface as 503 quickly instead of hanging requests.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10,
-                         connect_args={"connect_timeout": 5})
+    args = timeouts.connect_args()
+    if "options" in make_url(url).query:  # the URL's own server options come first
+        args["options"] = f"{make_url(url).query['options']} {args['options']}"
+    # pre_ping replaces connections a database restart killed; the pool's wait is short, so an
+    # exhausted pool answers 503 instead of piling requests up.
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=timeouts.pool_s,
+                           connect_args=args)
+    Deadlines(timeouts).install(engine)
+    return engine
 
 
 def alembic_config(conn):
@@ -64,11 +73,19 @@ def alembic_config(conn):
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Apply the Alembic migrations (idempotent)."""
+    """Apply the Alembic migrations (idempotent). Migrating gets the bulk deadline (Deadlines.extend):
+    it may build indexes over every report. Checking that there is nothing to do gets the ordinary one."""
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), revision)
+        cfg = alembic_config(conn)
+        script = ScriptDirectory.from_config(cfg)
+        if revision == "head" and set(MigrationContext.configure(conn).get_current_heads()) == set(script.get_heads()):
+            return
+        Deadlines.of(engine).extend(conn)
+        command.upgrade(cfg, revision)
 
 
 def _multi(g):
@@ -124,9 +141,10 @@ def load_reference(session: Session, index, facilities, categories: pd.DataFrame
 class Database:
     """An engine with its schema migrated and reference data loaded."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, timeouts: Timeouts | None = None):
         self.url = url
-        self.engine = make_engine(self.url)
+        self.timeouts = timeouts or Timeouts()
+        self.engine = make_engine(self.url, self.timeouts)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -149,3 +149,12 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(64), index=True)
     summary: Mapped[dict] = mapped_column(JSON)
+
+
+class RateLimitBucket(Base):
+    """A token bucket of the public submission limit, per client address (store/rate_limits.py, migration 0005)."""
+
+    __tablename__ = "rate_limit_buckets"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # COLLATE "C" on PostgreSQL
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime]

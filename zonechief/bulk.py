@@ -8,15 +8,21 @@ for the same row. Bad rows go to a rejects file with a reason each. The good row
 written in ONE transaction (binary COPY on PostGIS, executemany on SQLite), so a crash
 leaves nothing half-imported. A load that at least doubles the table rebuilds the indexes instead
 of growing them row by row (store.bulk_write).
+
+A file is read twice, a window of rows at a time (zonechief.bulk_files), so that memory does
+not grow with its length: once for its idempotency keys alone (zonechief.bulk_keys), then
+window by window as the writer asks for them (FileBatch): read, split into routes, checked,
+located, built, written, its rejects appended to the rejects file.
 """
 from __future__ import annotations
 
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import chain, repeat
 from pathlib import Path
-from typing import Callable, cast
+from typing import Callable, Iterator, cast
 
 import numpy as np
 import pandas as pd
@@ -24,10 +30,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import ValidationError
 
-from zonechief.bulk_columns import Plain, build_plain, locate_plain, plain_rows, text_column
+from store.bulk_write import CHUNK
+from zonechief.bulk_columns import Plain, build_plain, clean, locate_plain, plain_rows, text_column
+from zonechief.bulk_files import ArrowUnreadable, RejectsFile, ReportFile
+from zonechief.bulk_files import read_table as read_table  # the whole file at once (tests, small files)
+from zonechief.bulk_keys import KEY, KeyBook
 from zonechief.intake import TS, Intaken, Located, Placed, intake, locate_points
 from zonechief.reports import Location, ReportError, ReportIn, Reports
 from zonechief.workflow import history_problem, zoneless
+
+KEY_WINDOW = 100_000  # rows per window of the keys' pass over a file: one database lookup each
 
 
 @dataclass
@@ -48,7 +60,7 @@ class ImportResult:
     rejected: int = 0
     needs_review: int = 0
     rejects_path: Path | None = None
-    ids: list[int] = field(default_factory=list)
+    ids: Sequence[int] = field(default_factory=list)  # store.bulk_write.Ids: runs of consecutive ids
 
     def __str__(self):
         s = f"{self.inserted} imported ({self.needs_review} need review), {self.already_present} already present, {self.rejected} rejected"
@@ -70,28 +82,6 @@ def _clean_column(col: pd.Series) -> list:
         if all(type(x) is str for x in v):
             return [x.strip() or None for x in v]
     return [_clean(x) for x in v]
-
-
-def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None, str | None]:
-    """A report file as (attribute table, point x, point y, the file's CRS); x, y are None for CSV."""
-    path = Path(path)
-    ext = path.suffix.lower()
-    if ext in (".csv", ".txt"):
-        kw = dict(dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        try:  # pyarrow's reader is ~3× faster; pandas' own is the reference for anything it refuses
-            table = pd.read_csv(path, engine="pyarrow", **kw)
-        except Exception:  # noqa: BLE001
-            table = pd.read_csv(path, **kw)
-        return table, None, None, None
-    import geopandas as gpd
-
-    table = gpd.read_parquet(path) if ext in (".parquet", ".geoparquet") else gpd.read_file(path, engine="pyogrio")
-    geom = table.geometry
-    ok = geom.notna() & ~geom.is_empty & (geom.geom_type == "Point")
-    xs = np.where(ok, geom.x.where(ok), np.nan)
-    ys = np.where(ok, geom.y.where(ok), np.nan)
-    file_crs = table.crs.to_string() if table.crs is not None else None
-    return pd.DataFrame(table.drop(columns=table.geometry.name)), xs, ys, file_crs
 
 
 def parse_rows(table: pd.DataFrame, xs, ys, crs: str | None, file_crs: str | None,
@@ -347,8 +337,8 @@ class Batch:
 
 
 # ------------------------------------------------------------------ writing
-def write(reports: Reports, batch: Batch, rebuild_indexes: bool | None = None,
-          progress: Callable[[int], None] | None = None) -> list[int]:
+def write(reports: Reports, batch: "Batch | FileBatch", rebuild_indexes: bool | None = None,
+          progress: Callable[[int], None] | None = None) -> Sequence[int]:
     """Insert a batch and its events in one transaction; returns the new ids, in batch order.
 
     store.bulk_write does it: binary COPY on PostGIS, where `rebuild_indexes` (None: for a
@@ -370,59 +360,39 @@ def plain_part(reports: Reports, plain: Plain, now: datetime, actor: str) -> Par
     return Part(plain.pos + 1, build, counted=False)
 
 
-def _import(reports: Reports, plain: Plain | None, intakes: list[Intake], rejects: list[tuple[int, str]],
-            actor: str, progress, rebuild_indexes: bool | None, now: datetime | None = None,
-            prefetched: Future | None = None) -> ImportResult:
-    """Idempotency, then both routes (plain rows as columns, the rest row by row), then one write."""
-    now = now or datetime.now(timezone.utc)
-    res = ImportResult()
-    # Idempotency keys, over both routes in source-row order: stored → skipped; repeated → later ones rejected.
-    p_rows = (plain.pos + 1) if plain is not None else np.zeros(0, np.int64)
-    rows = np.concatenate([p_rows, np.array([it.row for it in intakes], np.int64)])
+def _settle_keys(book: KeyBook, plain: Plain | None, intakes: list[Intake], positions: np.ndarray,
+                 rejects: list[tuple[int, str]]) -> tuple[np.ndarray, int]:
+    """Which of the plain rows, then the intakes, to drop (key stored already, or repeating an earlier row's),
+    and how many of them were stored; the repeats' rejects go to `rejects`."""
+    p_pos = plain.pos if plain is not None else np.zeros(0, np.int64)
+    pos = np.concatenate([p_pos, positions]).astype(np.int64)
+    rows = np.concatenate([p_pos + 1, np.array([it.row for it in intakes], np.int64)])
     keys = pa.concat_arrays([plain.idempotency_key if plain is not None else pa.array([], pa.string()),
                              pa.array([it.data.idempotency_key for it in intakes], pa.string())])
-    has = np.flatnonzero(keys.is_valid().to_numpy(zero_copy_only=False))
-    order = has if np.all(np.diff(rows[has]) > 0) else has[np.argsort(rows[has], kind="stable")]
-    enc = keys.take(pa.array(order)).dictionary_encode()
-    codes, uniques = enc.indices.to_numpy(), enc.dictionary  # codes numbered in order of first appearance
-    if prefetched is not None:  # (keys looked up, those stored): only keys it did not cover are left
-        asked, stored = prefetched.result()
-        # usually the very same keys in the same order (all rows plain): nothing to hash again
-        rest = (uniques.slice(0, 0) if uniques.equals(asked)
-                else pc.filter(uniques, pc.invert(pc.is_in(uniques, asked))))
-        if len(rest):
-            stored = pa.concat_arrays([stored, reports.db.bulk_writer.stored_keys(rest)])
-    else:
-        stored = reports.db.bulk_writer.stored_keys(uniques)
-    first = np.ones(len(codes), bool)  # a code's first row: higher than every code before it
-    first[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
-    first_row = rows[order[first]]
-    present = (pc.is_in(uniques, stored).to_numpy(zero_copy_only=False)[codes] if len(stored)
-               else np.zeros(len(order), bool))
-    repeat = ~present & ~first
-    res.already_present = int(present.sum())
+    order = np.argsort(rows, kind="stable") if np.any(np.diff(rows) < 0) else np.arange(len(rows))
+    present, again, bad = book.settle(pos[order], rows[order], keys.take(pa.array(order)))
+    rejects.extend(bad)
     drop = np.zeros(len(rows), bool)
-    drop[order[present | repeat]] = True
-    if repeat.any():
-        names = uniques.to_pylist()
-        for i, c in zip(order[repeat], codes[repeat]):
-            rejects.append((int(rows[i]), f"idempotency_key {names[c]!r} repeats row {first_row[c]}"))
+    drop[order[present | again]] = True
+    return drop, int(present.sum())
+
+
+def _parts(reports: Reports, book: KeyBook, plain: Plain | None, intakes: list[Intake], positions: np.ndarray,
+           rejects: list[tuple[int, str]], actor: str, now: datetime, progress) -> tuple[list[Part], int]:
+    """Idempotency, then both routes (plain rows as columns, the rest row by row): (parts, rows stored already).
+
+    The last part is always the per-row route's, even when empty.
+    """
+    drop, present = _settle_keys(book, plain, intakes, positions, rejects)
     if progress and drop.any():
         progress(int(drop.sum()))
-    parts = []
-    if plain is not None and len(plain.pos):
-        parts.append(plain_part(reports, plain.subset(~drop[:len(p_rows)]), now, actor))
-    todo = [it for it, d in zip(intakes, drop[len(p_rows):]) if not d]
+    n_plain = len(plain.pos) if plain is not None else 0
+    parts = [plain_part(reports, plain.subset(~drop[:n_plain]), now, actor)] if plain is not None and n_plain else []
+    todo = [it for it, d in zip(intakes, drop[n_plain:]) if not d]
     table, events, bad = prepare(reports, todo, actor, now, progress)
     rejects.extend(bad)
     parts.append(rows_part(table, events))
-    batch = Batch(parts)
-    res.ids = write(reports, batch, rebuild_indexes, progress)
-    rejects.extend(batch.rejects)
-    res.inserted = len(res.ids)
-    res.needs_review = batch.needs_review
-    res.rejected = len(rejects)
-    return res
+    return parts, present
 
 
 def import_intakes(reports: Reports, intakes: list[Intake], pre_rejects: list[tuple[int, str]] | None = None,
@@ -430,7 +400,15 @@ def import_intakes(reports: Reports, intakes: list[Intake], pre_rejects: list[tu
                    rebuild_indexes: bool | None = None) -> tuple[ImportResult, list[tuple[int, str]]]:
     """Import validated reports (row by row), all or nothing; returns (result, rejects[(row, reason)])."""
     rejects = list(pre_rejects or [])
-    res = _import(reports, None, intakes, rejects, actor, progress, rebuild_indexes)
+    keys = pa.array([it.data.idempotency_key for it in intakes], pa.string())
+    book = KeyBook.scan([(0, keys)], reports.db.bulk_writer.stored_keys)  # positions: places in `intakes`
+    parts, present = _parts(reports, book, None, intakes, np.arange(len(intakes)), rejects, actor,
+                            datetime.now(timezone.utc), progress)
+    batch = Batch(parts)
+    ids = write(reports, batch, rebuild_indexes, progress)
+    rejects.extend(batch.rejects)
+    res = ImportResult(inserted=len(ids), already_present=present, rejected=len(rejects),
+                       needs_review=batch.needs_review, ids=ids)
     return res, sorted(rejects)
 
 
@@ -443,47 +421,98 @@ def import_file(reports: Reports, path: str | Path, rejects_path: str | Path | N
     False sends every row through the per-row route (tests and benchmarks compare the two).
     """
     path = Path(path)
-    table, xs, ys, file_crs = read_table(path)
-    with ThreadPoolExecutor(1) as pool:  # the database looks up the file's keys while the rows are checked
-        res, rejects = _import_table(reports, table, xs, ys, file_crs, crs, actor, progress, rebuild_indexes, now,
-                                     pool.submit(_prefetch_keys, reports.db, table), columnar)
-    if rejects:
-        rp = Path(rejects_path) if rejects_path else path.with_name(path.stem + ".rejects.csv")
-        out = table.iloc[[r - 1 for r, _ in rejects]].copy()
-        out.insert(0, "reason", [reason for _, reason in rejects])
-        out.insert(0, "row", [r for r, _ in rejects])
-        out.to_csv(rp, index=False)
-        res.rejects_path = rp
-    return res
+    file = ReportFile(path)
+    try:
+        book = KeyBook.scan(_key_windows(file), reports.db.bulk_writer.stored_keys)
+    except ArrowUnreadable:  # Arrow failed part way: pandas' parser reads the file, both times
+        file.use_pandas()
+        book = KeyBook.scan(_key_windows(file), reports.db.bulk_writer.stored_keys)
+    out = Path(rejects_path) if rejects_path else path.with_name(path.stem + ".rejects.csv")
+    with RejectsFile(out) as rejects:
+        batch = FileBatch(reports, file, book, rejects, crs, actor, now or datetime.now(timezone.utc), columnar)
+        ids = write(reports, batch, rebuild_indexes, progress)
+        batch.drain(progress)
+    return ImportResult(inserted=len(ids), already_present=batch.already_present, rejected=rejects.count,
+                        needs_review=batch.needs_review, rejects_path=out if rejects.count else None, ids=ids)
 
 
-def _prefetch_keys(db, table: pd.DataFrame) -> tuple[pa.Array, pa.Array]:
-    """(the file's distinct idempotency keys as cleaned, those already stored)."""
-    keys = text_column(table, "idempotency_key")  # None if not text: the per-row route reads those
-    keys = pc.unique(keys).drop_null() if keys is not None else pa.array([], pa.string())
-    return keys, db.bulk_writer.stored_keys(keys)
-
-
-def _import_table(reports, table, xs, ys, file_crs, crs, actor, progress, rebuild_indexes, now, prefetched,
-                  columnar):
-    if columnar:
-        plain, doubtful = plain_rows(table, xs, ys, crs, file_crs)
-    else:
-        plain, doubtful = None, np.arange(len(table))
-    intakes, pre = [], []
-    for i, d in zip(doubtful.tolist(), parse_rows(table, xs, ys, crs, file_crs, doubtful)):
-        if isinstance(d, str):
-            pre.append((i + 1, d))
+def _key_windows(file: ReportFile) -> Iterator[tuple[int, pa.Array]]:
+    """(first row's position, the window's keys as the routes clean them) per window of the file."""
+    for start, table, _, _ in file.windows(repeat(KEY_WINDOW), arrow=True):
+        if isinstance(table, pa.Table):  # CSV through Arrow: text, as text_column would find it
+            yield start, (clean(table[KEY].combine_chunks()) if KEY in table.column_names
+                          else pa.nulls(table.num_rows, pa.string()))
             continue
-        try:
-            intakes.append(Intake(i + 1, ReportIn.model_validate(d)))
-        except ValidationError as exc:
-            pre.append((i + 1, _reason(exc)))
-    if progress and pre:
-        progress(len(pre))
-    rejects = list(pre)
-    res = _import(reports, plain, intakes, rejects, actor, progress, rebuild_indexes, now, prefetched)
-    return res, sorted(rejects)
+        keys = text_column(table, KEY)
+        if keys is None:  # not all text: the per-row route reads them; only text can be a key (ReportIn)
+            keys = clean(pa.array([c if isinstance(c := _clean(v), str) else None for v in table[KEY]], pa.string()))
+        yield start, keys
+
+
+class FileBatch:
+    """A file's reports in source-row order, read, checked and built a window of rows at a time (see Batch).
+
+    Each window of source rows is read, split into the two routes, settled for keys, located and
+    built when the writer asks for it (store.bulk_write), and its rejects are appended to the
+    rejects file; nothing of it is kept after. `advance` is every source row of the window.
+    """
+
+    def __init__(self, reports: Reports, file: ReportFile, book: KeyBook, rejects: RejectsFile, crs: str | None,
+                 actor: str, now: datetime, columnar: bool):
+        self.reports, self.file, self.book, self.rejects = reports, file, book, rejects
+        self.crs, self.actor, self.now, self.columnar = crs, actor, now, columnar
+        self.max_rows = book.rows - len(book.stored)  # at most: a row whose key is stored is never new
+        self.built = self.needs_review = self.already_present = 0
+        self._asked = False
+
+    def chunks(self, size: int, first: int | None = None):
+        """(offset, reports, events, advance) per window of `size` source rows (the first: `first`), as Batch.chunks."""
+        self._asked = True
+        for start, table, xs, ys in self.file.windows(chain([first], repeat(size)) if first else repeat(size)):
+            t, e = self._window(start, table, xs, ys)
+            offset, self.built = self.built, self.built + t.num_rows
+            yield offset, t, e, len(table)
+
+    def drain(self, progress) -> None:
+        """Settle the rejects of a file the writer read nothing of (it does not when no row can be new)."""
+        if self._asked:
+            return
+        for _, t, _, advance in self.chunks(CHUNK):
+            if t.num_rows:
+                raise RuntimeError("a report that could be new was not written")
+            if progress:
+                progress(advance)
+
+    def _window(self, start: int, table: pd.DataFrame, xs, ys) -> tuple[pa.Table, pa.Table]:
+        rejects: list[tuple[int, str]] = []
+        if self.columnar:
+            plain, doubtful = plain_rows(table, xs, ys, self.crs, self.file.file_crs)
+            plain.pos = plain.pos + start
+        else:
+            plain, doubtful = None, np.arange(len(table))
+        intakes = []
+        for i, d in zip(doubtful.tolist(), parse_rows(table, xs, ys, self.crs, self.file.file_crs, doubtful)):
+            row = start + i + 1
+            if isinstance(d, str):
+                rejects.append((row, d))
+                continue
+            try:
+                intakes.append(Intake(row, ReportIn.model_validate(d)))
+            except ValidationError as exc:
+                rejects.append((row, _reason(exc)))
+        positions = np.array([it.row - 1 for it in intakes], np.int64)
+        parts, present = _parts(self.reports, self.book, plain, intakes, positions, rejects, self.actor, self.now,
+                                None)
+        self.already_present += present
+        inner = Batch(parts)
+        got = list(inner.chunks(max(inner.max_rows, 1)))  # the whole window at once, both routes interleaved
+        rejects.extend(inner.rejects)
+        self.needs_review += inner.needs_review
+        self.rejects.add(table, start, sorted(rejects))
+        if got:
+            return got[0][1], got[0][2]
+        t, e, _ = parts[-1].build(0, 0)  # nothing new here: an empty window, so progress still hears of its rows
+        return t, e
 
 
 def seed_demo(reports: Reports, n: int, seed: int = 0, now: datetime | None = None, progress=None) -> ImportResult:

@@ -29,6 +29,19 @@ def _at(value: str | None, name: str = "--at", end: bool = False):
         _fail(str(exc))
 
 
+def _crs_value(ctx, param, value):
+    """A --crs option, checked as gis.crs decides (normalize_crs): an unusable CRS is a usage error, not a traceback."""
+    if value is None:
+        return None
+    from gis.crs import UnknownCRSError, normalize_crs
+
+    try:
+        normalize_crs(value)
+    except UnknownCRSError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zonechief")
 def main():
@@ -38,25 +51,64 @@ def main():
 @main.command()
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1, or ZONECHIEF_HOST)")
 @click.option("--port", default=None, type=int, help="Port (default 8000, or ZONECHIEF_PORT)")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Worker processes (default 1, or ZONECHIEF_WORKERS). More than one needs PostGIS, through which "
+                   "they share the rate limits and hear of reference-data imports")
 @click.option("--demo", is_flag=True, help="Seed demo reports if the store is empty")
 @click.option("--demo-reports", default=2000, show_default=True, help="How many demo reports --demo writes")
-def serve(host, port, demo, demo_reports):
+def serve(host, port, workers, demo, demo_reports):
     """Run the HTTP API (docs at /docs)."""
     import uvicorn
 
-    from api.app import create_app
-    from zonechief.services import load_settings
+    from store.notify import several_workers_supported
+    from zonechief.services import Services, load_settings
 
     s = load_settings()
-    host, port = host or s.host, port or s.port
-    app = create_app()
-    services = app.state.services
-    db = services.db  # migrate and load reference data before taking requests
-    click.echo(f"report store: {_safe_url(db.url)}", err=True)
+    host, port, workers = host or s.host, port or s.port, workers or s.workers
+    if workers > 1 and not several_workers_supported(_store_url()):
+        _fail(f"--workers {workers}: the embedded SQLite store supports one worker only (each would keep its own "
+              "rate limits and miss reference-data imports made through another); run one worker, or set "
+              "ZONECHIEF_DATABASE_URL to a PostGIS database")
+    listening = f"zonechief API on http://{host}:{port}  (docs: http://{host}:{port}/docs)"
+    if workers == 1:
+        from api.app import create_app
+
+        app = create_app(open_store=True)
+        _open_store(app.state.services, demo, demo_reports)
+        click.echo(listening, err=True)
+        uvicorn.run(app, host=host, port=port, log_level="info", log_config=_log_config(pids=False))
+        return
+    services = Services()
+    _open_store(services, demo, demo_reports)  # once, before any worker takes requests
+    services.db.engine.dispose()  # the workers open their own connections; this process only watches them
+    del services
+    click.echo(f"{listening} with {workers} workers", err=True)
+    # A worker starting up (imports, the index) on a busy machine may not answer uvicorn's ping for
+    # seconds, nor one compiling a kernel: at the default 5 s it is killed, and starts again as slowly.
+    uvicorn.run("api.app:serve_app", factory=True, workers=workers, host=host, port=port, log_level="info",
+                log_config=_log_config(pids=True), timeout_worker_healthcheck=30)
+
+
+def _open_store(services, demo: bool, demo_reports: int) -> None:
+    """Migrate the store and put its reference data in force before taking requests; seed demo reports if asked."""
+    click.echo(f"report store: {_safe_url(services.db.url)}", err=True)
     if demo:
         _seed_if_empty(services.reports, demo_reports)
-    click.echo(f"zonechief API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _log_config(pids: bool) -> dict:
+    """uvicorn's logging, zonechief's own messages included (e.g. reference data put in force); with `pids`,
+    each line names its process, so that the access log says which worker answered."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    cfg = copy.deepcopy(LOGGING_CONFIG)
+    if pids:
+        for f in cfg["formatters"].values():
+            f["fmt"] = f["fmt"].replace("%(levelprefix)s ", "%(levelprefix)s [%(process)d] ", 1)
+    cfg["loggers"]["zonechief"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return cfg
 
 
 def _safe_url(url: str) -> str:
@@ -98,19 +150,21 @@ def _with_bar(total, desc, fn):
 @main.command()
 @click.argument("lon", type=float)
 @click.argument("lat", type=float)
-@click.option("--crs", default="wgs84", show_default=True, help="wgs84, gcj02, bd09, cgcs2000 or EPSG:nnnn")
+@click.option("--crs", default="wgs84", show_default=True, callback=_crs_value, help="wgs84, gcj02, bd09, cgcs2000 or EPSG:nnnn")
 @click.option("--at", default=None, help="Roster date (ISO 8601); default now")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 def lookup(lon, lat, crs, at, as_json):
     """Who is responsible for the point LON LAT?"""
     from api.app import assignment_json
     from gis.crs import UnknownCRSError, normalize_crs
-    from gis.points import CoordinateError
+    from gis.points import CoordinateError, check_placed
     from zonechief.services import load_index, load_settings
 
     try:
         c = normalize_crs(crs)
-        a = load_index(load_settings()).lookup(lon, lat, crs=c, at=_at(at))
+        index = load_index(load_settings())
+        check_placed(index, lon, lat, c)  # degrees given with a projected --crs
+        a = index.lookup(lon, lat, crs=c, at=_at(at))
     except (CoordinateError, UnknownCRSError) as exc:
         _fail(str(exc))
     if as_json:
@@ -132,7 +186,8 @@ def lookup(lon, lat, crs, at, as_json):
 @main.command()
 @click.argument("src", type=click.Path(exists=True))
 @click.argument("dst", type=click.Path())
-@click.option("--crs", default=None, help="CRS of the input coordinates (CSV default wgs84; spatial files: their own CRS)")
+@click.option("--crs", default=None, callback=_crs_value,
+              help="CRS of the input coordinates (CSV default wgs84; spatial files: their own CRS)")
 @click.option("--lon", "lon_col", default=None, help="Longitude column of a CSV (default: lon/lng/longitude/x)")
 @click.option("--lat", "lat_col", default=None, help="Latitude column of a CSV (default: lat/latitude/y)")
 @click.option("--at", default=None, help="Roster date (ISO 8601); default now")
@@ -209,18 +264,19 @@ def boundaries():
 @boundaries.command("validate")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--id-field", default=None, help="Feature id column (default: code, village_code, unit_id, zone_id or id)")
-@click.option("--crs", default=None, help="CRS when the file has none, e.g. EPSG:4547")
+@click.option("--crs", default=None, callback=_crs_value, help="CRS when the file has none, e.g. EPSG:4547")
 @click.option("--layer", default=None, help="Layer of a multi-layer file (GeoPackage)")
 @click.option("--tolerance-m2", default=None, type=float, help="Report overlaps/gaps above this area")
 def validate(path, id_field, crs, layer, tolerance_m2):
     """Check a boundary layer: geometry validity, overlaps and gaps. Exit 1 if it cannot be used as is."""
     from gis.boundaries import BoundaryError, load_and_validate
+    from gis.crs import UnknownCRSError
     from zonechief.services import load_settings
 
     tol = tolerance_m2 if tolerance_m2 is not None else load_settings().overlap_tolerance_m2
     try:
         _, report = load_and_validate(path, id_field=id_field, tolerance_m2=tol, layer=layer, crs=crs)
-    except BoundaryError as exc:
+    except (BoundaryError, UnknownCRSError) as exc:  # UnknownCRSError: the file's own CRS
         _fail(str(exc))
     click.echo(str(report))
     if not report.ok:
@@ -235,20 +291,22 @@ def _actor(actor: str | None) -> str:
 
 def _import_reference(actor, dry_run, **files):
     """Validate and replace reference data in the store, in one transaction with an audit entry."""
+    from gis.crs import UnknownCRSError
     from zonechief.reference import ImportRejected, import_reference
     from zonechief.services import Services
 
     services = Services()
     try:
         out = import_reference(services.db, services.index, services.facilities, _actor(actor), dry_run=dry_run, **files)
-    except ImportRejected as exc:
+    except (ImportRejected, UnknownCRSError) as exc:  # UnknownCRSError: a file's own CRS
         _fail(str(exc))
     click.echo(json.dumps(out.summary, ensure_ascii=False, indent=2, default=str))
     if dry_run:
         click.echo("dry run: valid; nothing was changed", err=True)
     else:
         click.echo(f"imported {', '.join(out.kinds)} (audit #{', #'.join(map(str, out.audit_ids))}); "
-                   "a running server picks the change up when restarted", err=True)
+                   + ("running servers on this database take it up within a second" if services.db.dialect == "postgresql"
+                      else "a running server takes it up when restarted"), err=True)
 
 
 _actor_opt = click.option("--actor", default=None, help="Who makes the change, for the audit log (default cli:<user>)")
@@ -261,7 +319,7 @@ _dry_opt = click.option("--dry-run", is_flag=True, help="Validate and show the c
 @click.option("--facilities", "facilities_file", default=None, type=click.Path(exists=True, dir_okay=False), help="Replace the facilities in the same transaction")
 @click.option("--id-field", default=None, help="Feature id column")
 @click.option("--zone-field", default="zone_id", show_default=True, help="Column grouping features into zones")
-@click.option("--crs", default=None, help="CRS when the file has none")
+@click.option("--crs", default=None, callback=_crs_value, help="CRS when the file has none")
 @click.option("--layer", default=None, help="Layer of a multi-layer file")
 @click.option("--allow-repairs", is_flag=True, help="Accept invalid polygons that can be repaired")
 @_actor_opt
@@ -342,7 +400,7 @@ def reports():
 @reports.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--rejects", default=None, type=click.Path(dir_okay=False), help="Rejects CSV (default: <file>.rejects.csv)")
-@click.option("--crs", default=None, help="CRS of lon/lat when rows don't name it")
+@click.option("--crs", default=None, callback=_crs_value, help="CRS of lon/lat when rows don't name it")
 @click.option("--rebuild-indexes/--keep-indexes", default=None,
               help="PostGIS: drop and rebuild the report indexes around the load (faster, but locks the reports "
                    "tables until it commits). Default: rebuild when the file has at least 10,000 rows and at least "
@@ -394,6 +452,70 @@ def db_upgrade():
     """Apply migrations and load reference data (zones, villages, roster, facilities, categories)."""
     svc = _reports_service()
     click.echo(f"up to date: {_safe_url(svc.db.url)}")
+
+
+_timeout_opt = click.option("--timeout", default=3600.0, show_default=True, type=click.FloatRange(min=1),
+                            help="Stop after this many seconds (the store and FILE are left as they were)")
+_pg_bin_opt = click.option("--pg-bin", default=None, type=click.Path(file_okay=False),
+                           help="PostGIS: folder of pg_dump, pg_restore and psql (default: the newest on PATH "
+                                "or in /usr/lib/postgresql/*/bin)")
+
+
+def _store_url() -> str:
+    """The configured store's URL, without opening (migrating, seeding) it."""
+    from zonechief.services import load_settings
+
+    try:
+        return load_settings().store_url()
+    except OSError as exc:  # the embedded store's folder cannot be made
+        raise click.ClickException(f"cannot use the store's folder: {exc}") from exc
+
+
+def _progress(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@db.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_timeout_opt
+@_pg_bin_opt
+def db_backup(file, timeout, pg_bin):
+    """Back up the store to FILE: pg_dump's custom format for PostGIS, a SQLite copy for the embedded store.
+
+    Consistent while the API is serving; FILE is replaced only when the backup is complete.
+    """
+    from store.backup import BackupError, backup
+
+    try:
+        res = backup(_store_url(), file, timeout=timeout, progress=_progress, pg_bin=pg_bin)
+    except BackupError as exc:
+        _fail(str(exc))
+    click.echo(f"backed up {res.dialect} store (schema {res.revision}) to {res.path}: "
+               f"{res.size:,} bytes in {res.seconds:.1f} s")
+
+
+@db.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace a store that holds data (everything in it is lost)")
+@_timeout_opt
+@_pg_bin_opt
+def db_restore(file, force, timeout, pg_bin):
+    """Replace the store with the backup in FILE, then migrate it to this version's schema.
+
+    Refuses a store that holds data unless --force, a backup of the other kind of store, and a
+    backup made by a newer zonechief. On PostGIS the restore is one transaction: on failure nothing changes.
+    """
+    from store.backup import BackupError, TargetNotEmpty, restore
+
+    try:
+        res = restore(_store_url(), file, force=force, timeout=timeout, progress=_progress, pg_bin=pg_bin)
+    except TargetNotEmpty as exc:
+        _fail(f"{exc}; give --force to replace it")
+    except BackupError as exc:
+        _fail(str(exc))
+    schema = res.revision if res.revision == res.migrated_to else f"{res.revision}, migrated to {res.migrated_to}"
+    click.echo(f"restored {file} (schema {schema}) in {res.seconds:.1f} s; "
+               "restart running servers so they load the restored reference data")
 
 
 

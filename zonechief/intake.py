@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from gis.crs import UnknownCRSError, normalize_crs
 from gis.localtime import LOCAL_OFFSET_S, as_local
 from gis.lookup import IN_ZONE, Assignment
+from gis.points import misplaced_problems
 from gis.roster import Roster
 
 TS = pa.timestamp("us", tz="UTC")
@@ -137,11 +138,13 @@ _NO_TEXT = pa.scalar(None, pa.string())
 def locate_points(index, lon: np.ndarray, lat: np.ndarray, crs: pa.Array) -> tuple[Placed, pa.Array]:
     """Locate points given in the CRS each row names: one ZoneIndex.assign() per CRS.
 
-    Returns (where they fell, why a row cannot be located: null where it can).
+    Returns (where they fell, why a row cannot be located: null where it can). Points
+    evidently not in their CRS (degrees given in a projected one) cannot be located either.
     """
     n = len(lon)
     in_zone, snapped, invalid = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
     located, crs_errors = [], {}
+    misplaced = None  # why a point is evidently not in its CRS (gis.points.misplaced_problems)
     crs_codes = pc.dictionary_encode(crs)
     code = _np(crs_codes.indices)
     for k, name in enumerate(crs_codes.dictionary.to_pylist()):
@@ -157,8 +160,14 @@ def locate_points(index, lon: np.ndarray, lat: np.ndarray, crs: pa.Array) -> tup
         in_zone[rows], snapped[rows] = np.isin(cats, IN_ZONE)[codes], (cats == "snapped")[codes]
         invalid[rows] = (cats == "invalid")[codes]
         located.append((rows, _assigned(df)))
+        why = misplaced_problems(index, lon[rows], lat[rows], c, df["lon_wgs84"].to_numpy(), df["lat_wgs84"].to_numpy())
+        if why is not None:
+            misplaced = np.full(n, None, object) if misplaced is None else misplaced
+            misplaced[rows] = why
     a = _located_columns(located, n)
     reason = pc.if_else(pa.array(invalid), a["problem"], _NO_TEXT)
+    if misplaced is not None:  # invalid points have no WGS-84 position, so never both
+        reason = pc.coalesce(reason, pa.array(misplaced, pa.string()))
     for k, msg in crs_errors.items():
         reason = pc.if_else(pa.array(code == k), msg, reason)
     return Placed(lon=a["lon_wgs84"], lat=a["lat_wgs84"], in_zone=in_zone, snapped=snapped, looked=np.ones(n, bool),

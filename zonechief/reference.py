@@ -4,7 +4,8 @@ Each import is validated completely first (against the other reference data in
 force, or imported with it), then written in ONE transaction together with its
 audit_log entry. A failed import (invalid file, overlap, unknown zone ids, a
 database error half-way) changes nothing. The caller swaps its in-memory index
-only with the objects returned here, i.e. after the commit.
+only with the objects returned here, i.e. after the commit; other processes on the
+same PostgreSQL hear of the commit (store.notify) and reload it with `load_from_db`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import geopandas as gpd
 import numpy as np
@@ -22,12 +24,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gis.boundaries import BoundaryError, load_and_validate
+from gis.crs import normalize_crs
 from gis.errors import ZonechiefError
 from gis.lookup import ZoneIndex, normalize_units
 from gis.roster import REQUIRED as ROSTER_COLUMNS
 from gis.roster import Roster, RosterError
 from gis.shipped import OVERLAP_TOLERANCE_M2
-from store import audit
+from store import audit, notify
 from store.db import Database, _insert, facility_rows, roster_rows, village_rows, zone_rows
 from store.models import Facility, RosterEntry, Village, Zone
 
@@ -51,6 +54,11 @@ class ImportOutcome:
     audit_ids: list[int] = field(default_factory=list)
     index: ZoneIndex | None = None  # the index to put in force (after commit)
     facilities: gpd.GeoDataFrame | None = None
+
+    @property
+    def version(self) -> int | None:
+        """The reference version this import committed (its last audit id); None for a dry run."""
+        return max(self.audit_ids) if self.audit_ids else None
 
 
 def _sha256(path: Path) -> str:
@@ -139,6 +147,7 @@ def read_facilities(path) -> gpd.GeoDataFrame:
         raise ImportRejected("facilities rejected: the file has no CRS")
     if len(gdf) == 0:
         raise ImportRejected("facilities rejected: the file has no features")
+    normalize_crs(gdf.crs)  # a declared CRS that cannot be used (the Moon, absurd parameters): UnknownCRSError
     gdf = gdf.to_crs(4326)
     for c in ("facility_id", "kind", "service_code", "zone_id", "name", "town"):
         if c in gdf.columns:
@@ -286,6 +295,7 @@ def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFram
             for k in kinds:
                 entry = audit.record(s, actor, f"{k}.import", {**summary[k], **({"together_with": together} if together else {})})
                 out.audit_ids.append(entry.id)
+            notify.announce(s, max(out.audit_ids))  # delivered at commit, to every worker
     except (IntegrityError, DataError) as exc:
         # The database refused a row (a constraint the checks above do not know): all rolled back.
         raise ImportRejected(f"the database refused the import; nothing was changed: {exc.orig}") from exc
@@ -293,11 +303,23 @@ def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFram
 
 
 # ------------------------------------------------------------------ reading back
-def load_from_db(db: Database, snap_tolerance_m: float | None = None,
-                 overlap_tolerance_m2: float = OVERLAP_TOLERANCE_M2) -> tuple[ZoneIndex, gpd.GeoDataFrame] | None:
-    """The index and facilities stored in the database, if reference data was ever imported; else None."""
+def stored_version(db: Database) -> int | None:
+    """The version of the reference data in the store: the audit id of its last import (None: never imported)."""
     with db.sessions() as s:
-        if not audit.has_reference_imports(s):
+        return audit.latest_reference_import(s)
+
+
+def load_from_db(db: Database, snap_tolerance_m: float | None = None, overlap_tolerance_m2: float = OVERLAP_TOLERANCE_M2,
+                 in_force: ZoneIndex | None = None) -> tuple[ZoneIndex, gpd.GeoDataFrame, int] | None:
+    """The index, facilities and version stored in the database, if reference data was ever imported; else None.
+
+    Parts the store holds unchanged from `in_force` (the index in force now: its roster, its geometry)
+    are kept rather than built and checked again, so a worker hearing of a roster import reloads at once.
+    """
+    with db.sessions() as s:
+        db.reference_repo.read_snapshot(s)  # the version and every table from the same commit
+        version = audit.latest_reference_import(s)
+        if version is None:
             return None
         zone_names = dict(s.execute(select(Zone.zone_id, Zone.name)).all())
         villages = s.scalars(select(Village).order_by(Village.code)).all()
@@ -310,11 +332,48 @@ def load_from_db(db: Database, snap_tolerance_m: float | None = None,
         "town_code": [v.town_code for v in villages], "zone_name": [zone_names.get(v.zone_id) for v in villages],
         "geometry_quality": [v.geometry_quality for v in villages]},
         geometry=[v.geom for v in villages], crs=4326)
-    roster = None
-    if people:
-        roster = Roster(pd.DataFrame([{c: getattr(p, c) for c in ROSTER_COLUMNS} for p in people], columns=ROSTER_COLUMNS))
+    rows = [{c: getattr(p, c) for c in ROSTER_COLUMNS} for p in people]
+    if in_force is not None and in_force.roster is not None and _keys(rows) == _keys(roster_rows(in_force.roster)):
+        roster: Roster | None = in_force.roster
+    else:
+        roster = Roster(pd.DataFrame(rows, columns=ROSTER_COLUMNS)) if rows else None
     fac = gpd.GeoDataFrame({
         "facility_id": [f.facility_id for f in facs], "kind": [f.kind for f in facs], "name": [f.name for f in facs],
         "service_code": [f.service_code for f in facs], "town": [f.town for f in facs],
         "zone_id": [f.zone_id for f in facs]}, geometry=[f.geom for f in facs], crs=4326)
-    return ZoneIndex(units, roster, snap_tolerance_m, overlap_tolerance_m2), fac
+    if in_force is not None and _same_geography(in_force, units, zone_names):
+        index = copy.copy(in_force)  # shares the geometry index; only the roster may differ
+        index.roster = roster
+    else:
+        index = ZoneIndex(units, roster, snap_tolerance_m, overlap_tolerance_m2)
+    return index, fac, version
+
+
+def _same_geography(index: ZoneIndex, units: gpd.GeoDataFrame, zone_names: dict) -> bool:
+    """Whether `units` (and the zones' names) are what `index` was built from."""
+    if dict(zip(index.zones.zone_id, index.zones.name)) != zone_names:
+        return False
+    return _keys(village_rows(index)) == _keys(village_rows(SimpleNamespace(units=units)))
+
+
+def fingerprint(index: ZoneIndex, facilities: gpd.GeoDataFrame) -> str:
+    """12 hex digits naming the reference data in force: the rows it would be stored as (geometries normalized),
+    so the same data read from files, from an upload or from the store has the same fingerprint."""
+    h = hashlib.sha256()
+    for rows in (zone_rows(index), village_rows(index), roster_rows(index.roster), facility_rows(facilities)):
+        h.update(b"\x1e")
+        for key in _keys(rows):
+            h.update(key.encode())
+    return h.hexdigest()[:12]
+
+
+def _keys(rows: list[dict]) -> list[str]:
+    """Rows as comparable text, sorted (the store returns rows in its own order), geometries normalized."""
+    return sorted(repr(sorted((k, _geom_key(v) if k == "geom" else _plain(v)) for k, v in row.items())) for row in rows)
+
+
+def _plain(v):
+    """NaN, NaT and None alike (files and the store spell "missing" differently); numpy scalars as Python ones."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    return v.item() if isinstance(v, np.generic) else v

@@ -16,10 +16,10 @@ import shapely
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.exc import IntegrityError
 
-from gis.crs import UnknownCRSError, normalize_crs
+from gis.crs import normalize_crs
 from gis.errors import ZonechiefError
 from gis.gazetteer import Gazetteer, geocode_address
-from gis.points import CoordinateError, check_coordinates, geocode_coordinates
+from gis.points import CoordinateError, check_placed, geocode_coordinates
 from gis.service_codes import UnknownServiceCode, resolve_service_code
 from store.db import Database
 from store.models import Report, ReportEvent
@@ -153,12 +153,12 @@ class Reports:
             g = geocode_address(loc.address, self.gazetteer, min_confidence=self.min_confidence,
                                 provider=self.provider)
         else:
+            crs = normalize_crs(loc.crs)  # an unusable CRS is a 400 (UnknownCRSError), as wherever a CRS is given
             try:
-                crs = normalize_crs(loc.crs)
-                check_coordinates(loc.lon, loc.lat, crs)
-            except (CoordinateError, UnknownCRSError) as exc:
+                g = geocode_coordinates(loc.lon, loc.lat, crs)
+                check_placed(self.index, loc.lon, loc.lat, crs, g.lon, g.lat)  # degrees sent as metres
+            except CoordinateError as exc:
                 raise ReportError(str(exc)) from exc
-            g = geocode_coordinates(loc.lon, loc.lat, crs)
         found = None if g.lon is None or g.needs_review else self.index.lookup(g.lon, g.lat)
         return Located(g.lon, g.lat, g.method, float(g.confidence), g.note, found)
 

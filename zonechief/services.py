@@ -5,13 +5,25 @@ report store from a `Services`; nothing below this module reads the environment.
 """
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from concurrent.futures import Future
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from gis.categories import load_categories
 from gis.facilities import load_facilities
 from gis.lookup import ZoneIndex
 from zonechief.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from store.notify import ReferenceListener
+
+log = logging.getLogger("zonechief.services")
+
+
+REOPEN_AFTER_S = 1.0  # a failed attempt to open the store is everyone's answer for this long
 
 
 def load_settings() -> Settings:
@@ -33,10 +45,16 @@ class Services:
         self._index = index
         self._facilities = None
         self._db = None
+        self._opening: Future | None = None  # the latest attempt to open the store
+        self._reopen_at = 0.0
         self._database_url = database_url  # None: the settings' store (Settings.store_url)
-        # Re-entrant: opening the store reads the index under the same lock.
+        # Re-entrant: swap_reference reads the index under the same lock.
         self._lock = threading.RLock()
         self.reference_lock = threading.Lock()  # one reference-data import at a time in this process
+        self.reference_version: int | None = None  # audit id of the import in force; None: the shipped files
+        self._fingerprint: str | None = None
+        self._limits = None
+        self._listener: ReferenceListener | None = None
 
     @property
     def index(self) -> ZoneIndex:
@@ -63,30 +81,57 @@ class Services:
 
     @property
     def db(self):
-        """The store, migrated. Not cached when opening fails (database down): the next request tries again."""
+        """The store, migrated. Not cached when opening fails (database down): the next request tries again.
+
+        One thread opens it; calls meanwhile, and for REOPEN_AFTER_S after a failure, share that
+        attempt's outcome instead of each trying in turn, which would pile requests up behind a
+        database that does not answer (one connect timeout after another).
+        """
         if self._db is not None:
             return self._db
+        with self._lock:
+            opening = self._opening
+            mine = opening is None or (opening.done() and time.monotonic() >= self._reopen_at)
+            if mine:
+                opening = self._opening = Future()
+        assert opening is not None
+        if mine:
+            try:
+                opening.set_result(self._open_db())
+            except BaseException as exc:
+                self._reopen_at = time.monotonic() + REOPEN_AFTER_S
+                opening.set_exception(exc)
+        return opening.result()
+
+    def _open_db(self):
         from store.db import Database
+        from store.deadline import Timeouts
         from zonechief.reference import load_from_db
 
-        with self._lock:
-            if self._db is None:
-                db = Database(self._database_url or self.settings.store_url())
-                try:
-                    db.init(self.index, self.facilities, self.categories)
-                    # Reference data imported earlier (zonechief.reference) is what is in force, not the shipped files.
-                    stored = load_from_db(db, self.index.snap_tolerance_m, self.index.overlap_tolerance_m2)
-                except BaseException:
-                    db.engine.dispose()
-                    raise
-                if stored is not None:
-                    self.swap_reference(*stored)
-                self._db = db
-        return self._db
+        s = self.settings
+        db = Database(self._database_url or s.store_url(),
+                      Timeouts(s.db_connect_timeout_s, s.db_statement_timeout_s, s.db_bulk_statement_timeout_s,
+                               s.db_pool_timeout_s))
+        try:
+            db.init(self.index, self.facilities, self.categories)
+            # Reference data imported earlier (zonechief.reference) is what is in force, not the shipped files.
+            stored = load_from_db(db, self.index.snap_tolerance_m, self.index.overlap_tolerance_m2)
+        except BaseException:
+            db.engine.dispose()
+            raise
+        if stored is not None:
+            self.swap_reference(*stored)
+        self._db = db
+        return db
 
-    def swap_reference(self, index: ZoneIndex | None = None, facilities=None) -> None:
-        """Put new reference data in force (call only after it is committed to the store)."""
+    def swap_reference(self, index: ZoneIndex | None = None, facilities=None, version: int | None = None) -> None:
+        """Put new reference data in force (call only after it is committed to the store).
+
+        `version` is the audit id of the import it comes from (None: the shipped files).
+        """
         with self._lock:
+            self.reference_version = version
+            self._fingerprint = None
             if index is not None:
                 self._index = index
             if facilities is not None:
@@ -94,6 +139,74 @@ class Services:
             r = self.__dict__.get("reports")
             if r is not None:
                 r.index, r.facilities = self.index, self.facilities
+
+    def reload_reference(self) -> bool:
+        """Put the store's reference data in force if it is not what is in force already; True if it swapped.
+
+        Called by the reference listener after each notification from another process's import.
+        Under reference_lock: an import through this process, swapped in meanwhile, is not undone
+        by data read just before it committed.
+        """
+        from zonechief.reference import load_from_db, stored_version
+
+        with self.reference_lock:
+            db = self.db
+            if stored_version(db) == self.reference_version:
+                return False
+            t0, index = time.monotonic(), self.index
+            stored = load_from_db(db, index.snap_tolerance_m, index.overlap_tolerance_m2, in_force=index)
+            if stored is None:
+                return False
+            self.swap_reference(*stored)
+        log.info("reference data of import #%s in force after %.2f s (fingerprint %s)", stored[2],
+                 time.monotonic() - t0, self.reference_fingerprint)
+        return True
+
+    def listen_for_reference_changes(self) -> None:
+        """On PostgreSQL, reload the reference data whenever another process imports some (store.notify)."""
+        from store.notify import ReferenceListener
+
+        with self._lock:
+            if self._listener is None:
+                self._listener = ReferenceListener(lambda: self.db, self.reload_reference,
+                                                   on_start=self._prepare_reloads).start()
+
+    def _prepare_reloads(self) -> None:
+        """Build a tiny index in the listener's thread: pyproj sets itself up per thread, which would
+        otherwise cost the first reload ~0.2 s of CPU (several seconds on a busy machine)."""
+        ZoneIndex(self.index.units.head(1))
+
+    def stop_listening(self) -> None:
+        """Stop the reference listener, if it runs."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+
+    @property
+    def reference_fingerprint(self) -> str:
+        """A short fingerprint of the reference data in force (zonechief.reference.fingerprint), computed once per swap."""
+        from zonechief.reference import fingerprint
+
+        fp = self._fingerprint
+        if fp is None:
+            index, facilities = self.index, self.facilities
+            fp = fingerprint(index, facilities)
+            with self._lock:
+                if self._index is index and self._facilities is facilities:  # not swapped meanwhile
+                    self._fingerprint = fp
+        return fp
+
+    @property
+    def submission_limits(self):
+        """The public submission limit (store.rate_limits), shared by every worker on PostGIS; None when off."""
+        if self._limits is None and self.settings.rate_limit_per_minute:
+            from store.rate_limits import RateLimits
+
+            db = self.db  # outside the lock: opening may wait for a database that does not answer
+            with self._lock:
+                if self._limits is None:
+                    self._limits = RateLimits.for_db(db, self.settings.rate_limit_per_minute)
+        return self._limits
 
     def health(self) -> dict:
         """Each dependency with its status; never raises."""
@@ -110,8 +223,8 @@ class Services:
                 c.exec_driver_sql("SELECT 1")
             checks["database"] = {"status": "ok", "dialect": db.dialect}
         except Exception as exc:
-            # The class only: driver messages name hosts and ports.
-            checks["database"] = {"status": "down", "error": type(exc).__name__}
+            # The class only (the driver's, e.g. ConnectionTimeout): driver messages name hosts and ports.
+            checks["database"] = {"status": "down", "error": type(getattr(exc, "orig", None) or exc).__name__}
         return checks
 
     @cached_property

@@ -34,6 +34,11 @@ class StoreSettings(BaseSettings):
     model_config = _CONFIG
     database_url: str | None = Field(None, description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; unset means the embedded SQLite file")
     sqlite_path: Path = Field(Path("var/zonechief.sqlite"), description="Embedded SQLite file used when database_url is unset")
+    # Every database use ends within these (store.deadline); a request gets 503 instead of waiting longer.
+    db_connect_timeout_s: int = Field(2, ge=2, description="Seconds to connect to PostgreSQL (libpq's connect_timeout, at least 2)")
+    db_statement_timeout_s: float = Field(4.0, gt=0, description="Longest a request's statement may run (PostgreSQL's statement_timeout and lock_timeout; the client gives up 0.5 s later if the server does not answer); SQLite's busy timeout")
+    db_bulk_statement_timeout_s: float = Field(600.0, gt=0, description="The same for each statement of a bulk import, a migration or an index rebuild")
+    db_pool_timeout_s: float = Field(2.0, gt=0, description="Longest wait for a free pooled connection")
 
     def store_url(self) -> str:
         """database_url, or the embedded SQLite file (its folder created)."""
@@ -60,6 +65,7 @@ class ApiSettings(BaseSettings):
     model_config = _CONFIG
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(1, ge=1, description="Worker processes of `zonechief serve`; more than one needs PostGIS (database_url)")
     max_batch: int = Field(10_000, ge=1, description="Largest batch accepted by POST /v1/lookup")
     require_public_key: bool = Field(False, description="If false, requests without an API key act with the public role")
     rate_limit_per_minute: int = Field(60, ge=0, description="Report submissions per minute per client IP for anonymous/public callers (also the burst); 0 turns the limit off")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import httpx
 import pytest
@@ -404,10 +405,21 @@ def test_facilities(client):
 def test_healthz(client):
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "version": r.json()["version"], "zones": 29, "villages": 31, "roster": True,
+    body = r.json()
+    warm = body["checks"].pop("hotspots")  # the kernels' warm-up (tests/live/test_cold_start.py)
+    assert warm["status"] in ("warming", "ok")
+    assert {k: v for k, v in body.items() if k != "worker"} == {"status": "ok", "version": r.json()["version"], "zones": 29, "villages": 31, "roster": True,
                         "checks": {"zones_index": {"status": "ok", "zones": 29, "villages": 31, "roster": True},
                                    "database": {"status": "ok", "dialect": "sqlite"}}}
-    assert r.json()["version"]
+    assert body["version"]
+
+
+def test_healthz_names_the_process_and_the_reference_data_in_force(client, zone_index, facilities):
+    from zonechief.reference import fingerprint
+
+    w = client.get("/healthz").json()["worker"]
+    assert w == {"pid": os.getpid(), "reference": {"fingerprint": fingerprint(zone_index, facilities), "audit_id": None}}
+    assert len(w["reference"]["fingerprint"]) == 12
 
 
 def test_docs_and_openapi(client):
