@@ -46,9 +46,6 @@ async def lifespan(app: FastAPI):
     answer from the data in hand, and the store is opened again on first use (Services.db).
     Then, on PostGIS, listen for reference-data imports by other processes (other workers, the CLI).
     The hot-spot kernels load in the background (health.WarmUp), not delaying readiness."""
-    from gis.hotspots import warm_up
-
-    app.state.warm_up = health.WarmUp(warm_up)
     services = app.state.services
     if app.state.open_store:
         try:
@@ -56,6 +53,9 @@ async def lifespan(app: FastAPI):
         except Exception as exc:
             log.warning("report store not opened at startup (%s); it will be retried on first use", type(exc).__name__)
         services.listen_for_reference_changes()
+    from gis.hotspots import warm_up
+
+    app.state.warm_up = health.WarmUp(warm_up)
     try:
         yield
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -19,13 +20,18 @@ UP = ("ok", "warming", "cold")  # warming, cold: that part answers, only its fir
 
 class WarmUp:
     """Work a new process does once, in a background thread, so that readiness does not wait for it
-    (loading the compiled hot-spot kernels); `check` is its entry in /healthz."""
+    (loading the compiled hot-spot kernels); `check` is its entry in /healthz.
 
-    def __init__(self, fn):
+    It starts `delay_s` after the lifespan's startup: by then uvicorn listens. Started at once, the
+    warm-up (mostly numba's own start-up, holding the GIL) delayed listening by ~2 s on a busy machine.
+    """
+
+    def __init__(self, fn, delay_s: float = 0.5):
         self.check = {"status": "warming"}
-        threading.Thread(target=self._run, args=(fn,), name="zonechief-warm-up", daemon=True).start()
+        threading.Thread(target=self._run, args=(fn, delay_s), name="zonechief-warm-up", daemon=True).start()
 
-    def _run(self, fn):
+    def _run(self, fn, delay_s):
+        time.sleep(delay_s)
         try:
             fn()
             self.check = {"status": "ok"}

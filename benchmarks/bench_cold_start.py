@@ -1,15 +1,17 @@
 """First-request latency of every page and endpoint in a freshly started server process.
 
     .venv/bin/python benchmarks/bench_cold_start.py [--reps 3] [--tree after=. --tree before=/tmp/before-cold]
-                                                    [--only maps] [--reports 2000]
+                                                    [--only "maps,healthz"] [--reports 2000] [--delay 0]
 
 For each endpoint (the /v1 JSON endpoints, /ogc, /open311, each /maps page, /docs,
 /openapi.json, /healthz) and each repetition, a new `zonechief serve` process is started
 on a free port with its own copy of a seeded SQLite store; as soon as it accepts TCP
 connections (uvicorn listens once its startup is done), the endpoint is requested twice,
 and the time to first byte (request sent → status line and headers read) of each is
-recorded. Printed: medians over the repetitions of the first and second request, their
-ratio, and the median time from spawn to accepting connections.
+recorded (with --delay, the first request comes that many seconds after the server
+accepts connections: a background warm-up has had time to finish). Printed: medians over
+the repetitions of the first and second request, their ratio, and the median time from
+spawn to accepting connections.
 
 Several trees (e.g. a git worktree of the code before a change: `git worktree add
 /tmp/before-cold HEAD`) run alternately, endpoint by endpoint, in the same run, so that
@@ -176,13 +178,16 @@ def main():
                     help="a checkout to run (repeat; default: this one, as 'main')")
     ap.add_argument("--reps", type=int, default=3, help="fresh processes per endpoint and tree")
     ap.add_argument("--reports", type=int, default=2000, help="demo reports in the store")
+    ap.add_argument("--delay", type=float, default=0.0,
+                    help="seconds to wait between accepting connections and the first request (0: at once)")
     ap.add_argument("--only", default=None, help="only endpoints whose name contains one of these (comma-separated)")
     a = ap.parse_args()
     trees = dict(t.split("=", 1) for t in a.tree) or {"main": str(ROOT)}
     trees = {k: Path(v).resolve() for k, v in trees.items()}
     work = Path(tempfile.mkdtemp(prefix="zc-cold-"))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {a.reps} fresh processes per endpoint and tree, "
-          f"{a.reports} demo reports; logs in {work}", flush=True)
+          f"{a.reports} demo reports, first request {a.delay:g} s after accepting connections; load average "
+          f"{os.getloadavg()[0]:.1f}; logs in {work}", flush=True)
     ids = {name: prepare(name, tree, work, a.reports) for name, tree in trees.items()}
     names = [e[0] for e in endpoints(ids[next(iter(trees))]) if a.only is None or any(o in e[0] for o in a.only.split(","))]
     res = {(n, t): {"first": [], "second": [], "ready": []} for n in names for t in trees}
@@ -194,6 +199,7 @@ def main():
                 shutil.copy(ids[t]["store"], run)
                 srv = Server(tree, run, work / f"{t}.log")
                 try:
+                    time.sleep(a.delay)
                     s1, first, _ = srv.request(*ep[1:])
                     s2, second, _ = srv.request(*ep[1:])
                 finally:
@@ -215,7 +221,8 @@ def main():
             f, s = med(res[(n, t)]["first"]), med(res[(n, t)]["second"])
             line += f"{f:>14.0f}{s:>9.0f}{f / s:>7.1f}"
         print(line)
-    print("\nspawn to accepting connections, ms (median over all starts): " + ", ".join(
+    print(f"load average now {os.getloadavg()[0]:.1f}")
+    print("spawn to accepting connections, ms (median over all starts): " + ", ".join(
         f"{t} {statistics.median([x for n in names for x in res[(n, t)]['ready']]) * 1e3:.0f}" for t in trees))
     shutil.rmtree(work, ignore_errors=True)
 
