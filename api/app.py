@@ -53,13 +53,17 @@ async def lifespan(app: FastAPI):
         except Exception as exc:
             log.warning("report store not opened at startup (%s); it will be retried on first use", type(exc).__name__)
         services.listen_for_reference_changes()
-    from gis.hotspots import warm_up
-
-    app.state.warm_up = health.WarmUp(warm_up)
+    app.state.warm_up = health.WarmUp(_warm_hotspots)
     try:
         yield
     finally:
         await run_in_threadpool(services.stop_listening)
+
+
+def _warm_hotspots():
+    from gis.hotspots import warm_up  # imported here, in the warm-up thread: importing it takes seconds
+
+    warm_up()
 
 
 def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,

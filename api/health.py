@@ -22,8 +22,8 @@ class WarmUp:
     """Work a new process does once, in a background thread, so that readiness does not wait for it
     (loading the compiled hot-spot kernels); `check` is its entry in /healthz.
 
-    It starts `delay_s` after the lifespan's startup: by then uvicorn listens. Started at once, the
-    warm-up (mostly numba's own start-up, holding the GIL) delayed listening by ~2 s on a busy machine.
+    It starts `delay_s` after the lifespan's startup, by when uvicorn listens: the warm-up (imports and
+    numba's own start-up, about 1.5 s of CPU holding the GIL) would otherwise delay that.
     """
 
     def __init__(self, fn, delay_s: float = 0.5):
