@@ -14,7 +14,7 @@ import psycopg
 import psycopg.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -32,9 +32,11 @@ from gis.service_codes import UnknownServiceCode
 from maps.assets import UnvendoredAsset
 from maps.basemaps import BasemapError
 from maps.zones import MapInputError
+from zonechief.feedback import FeedbackConflict
 from zonechief.open311 import Open311Error
+from zonechief.photos import PhotoError
 from zonechief.reference import ImportRejected
-from zonechief.reports import NotFound, ReportError
+from zonechief.reports import NotFound, ReportError, TokenNotFound
 from zonechief.workflow import TransitionError
 
 log = logging.getLogger("zonechief.api")
@@ -153,6 +155,10 @@ def _http(request: Request, exc: StarletteHTTPException) -> Answer:
     return Answer(exc.status_code, detail, headers=headers)
 
 
+def _photo(request: Request, exc: PhotoError) -> Answer:
+    return Answer(exc.status, str(exc), "Photo not accepted")
+
+
 def _unknown_crs(request: Request, exc: UnknownCRSError) -> Answer:
     # The supported systems also as a list, for clients that offer a choice.
     return Answer(400, str(exc), "Unknown CRS", extra={"supported": list(exc.supported)})
@@ -194,6 +200,9 @@ ERRORS: dict[type[BaseException], Callable[[Request, BaseException], Answer]] = 
     # zonechief
     ReportError: Rule(422, "Invalid report"),
     NotFound: Rule(404, detail=lambda exc: f"no report {exc.args[0]}"),
+    TokenNotFound: Rule(404),
+    FeedbackConflict: Rule(409, "Answer not taken"),
+    PhotoError: _photo,
     TransitionError: Rule(409, "Invalid status change"),
     ImportRejected: Rule(422, "Import rejected; nothing was changed"),
     # maps
@@ -243,15 +252,16 @@ def problem_response(request: Request, status: int, detail: str, type_: str = "a
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers={**SECURITY_HEADERS, **(headers or {})})
 
 
-async def _problem(request: Request, exc: Exception) -> JSONResponse:
-    a = resolve(request, exc)
-    return problem_response(request, a.status, a.detail, a.type, a.title, a.headers, **a.extra)
+def install(app: FastAPI, html: Callable[[Request, Answer], Response | None] | None = None) -> None:
+    """Answer every exception in ERRORS as problem+json, or as the page `html` draws for it (None: not a page's path)."""
+    async def answer(request: Request, exc: Exception) -> Response:
+        a = resolve(request, exc)
+        page = html(request, a) if html is not None else None
+        return page if page is not None else problem_response(request, a.status, a.detail, a.type, a.title, a.headers,
+                                                              **a.extra)
 
-
-def install(app: FastAPI) -> None:
-    """Answer every exception in ERRORS as problem+json."""
     for cls in ERRORS:
-        app.add_exception_handler(cls, _problem)
+        app.add_exception_handler(cls, answer)
 
 
 # ------------------------------------------------------------------ OpenAPI

@@ -9,10 +9,13 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import AtDep, IndexDep, ServicesDep
 from api.errors import Problem
+from gis.service_codes import UnknownServiceCode, resolve_service_code
 from gis.zone_staff import zones_with_staff
+from zonechief.qr import qr_png, qr_svg, report_url
 
 GEOJSON = "application/geo+json"
 GEOJSON_200 = {200: {"description": "GeoJSON", "content": {GEOJSON: {}}}}
+QR_CACHE = {"Cache-Control": "public, max-age=3600"}  # a code changes only with the public URL or the code itself
 
 router = APIRouter(prefix="/v1")
 
@@ -75,3 +78,29 @@ def facility_list(services: ServicesDep, kind: str | None = None):
     if kind:
         f = f[f.kind == kind]
     return geojson_response(f)
+
+
+def _facility_report_url(services, service_code: str) -> str:
+    """The report URL of the facility with this code (case, spaces and dashes do not matter), or 404."""
+    try:
+        code = resolve_service_code(service_code, services.facilities).candidates[0].matched
+    except UnknownServiceCode as exc:
+        raise Problem(404, f"no facility has service code {service_code!r}; GET /v1/facilities lists them "
+                           f"(e.g. {exc.example})") from None
+    return report_url(services.settings.public_url, code)  # the canonical code, whatever was asked
+
+
+@router.get("/facilities/{service_code}/qr.svg", tags=["geography"], summary="A facility's QR code (SVG)",
+            responses={200: {"description": "QR code of the facility's report page", "content": {"image/svg+xml": {}}}})
+def facility_qr_svg(service_code: str, services: ServicesDep):
+    """The QR code of the facility's report page, {public_url}/r/{service_code}, as SVG."""
+    return Response(qr_svg(_facility_report_url(services, service_code)), media_type="image/svg+xml", headers=QR_CACHE)
+
+
+@router.get("/facilities/{service_code}/qr.png", tags=["geography"], summary="A facility's QR code (PNG)",
+            responses={200: {"description": "QR code of the facility's report page", "content": {"image/png": {}}}})
+def facility_qr_png(service_code: str, services: ServicesDep,
+                    scale: Annotated[int, Query(ge=1, le=40, description="Pixels per module")] = 8):
+    """The QR code of the facility's report page, {public_url}/r/{service_code}, as PNG."""
+    return Response(qr_png(_facility_report_url(services, service_code), scale=scale), media_type="image/png",
+                    headers=QR_CACHE)

@@ -22,12 +22,25 @@ def batch_body_limit(settings: Settings) -> int:
     return settings.max_batch * 400 + 65536
 
 
+def photo_body_limit(settings: Settings) -> int:
+    """A form with up to max_photos photos of max_photo_bytes each, and its text fields."""
+    return max(settings.max_photos, 1) * settings.max_photo_bytes + 262_144
+
+
+def carries_photos(method: str, path: str) -> bool:
+    """The requests that upload photos: the citizen's report forms and staff's photo uploads."""
+    return method == "POST" and (path.startswith("/r/") or path == "/report"
+                                 or (path.startswith("/v1/reports/") and path.endswith("/photos")))
+
+
 def body_limit(settings: Settings, method: str, path: str) -> int:
-    """The one body-size rule: admin uploads, batch lookups, everything else."""
+    """The one body-size rule: admin uploads, batch lookups, photo uploads, everything else."""
     if path.startswith("/v1/admin/"):
         return settings.max_upload_bytes
     if method == "POST" and path == "/v1/lookup":
         return batch_body_limit(settings)
+    if carries_photos(method, path):
+        return photo_body_limit(settings)
     return settings.max_body_bytes
 
 

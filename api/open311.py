@@ -215,6 +215,15 @@ def _caller(services: Services, token: str | None) -> Caller:
     return caller
 
 
+def _staff_url(services: Services, request: Request) -> str | None:
+    """The public URL when the caller holds a staff (or admin) key (api_key or X-API-Key), else None:
+    only staff see the tracking links and stored photos of others' requests. A bad key is the spec's 403."""
+    token = request.query_params.get("api_key") or request.headers.get("x-api-key")
+    if not token:
+        return None
+    return services.settings.public_url if _caller(services, token).at_least("staff") else None
+
+
 def _float(name: str, text: str) -> float:
     try:
         v = float(text)
@@ -290,7 +299,8 @@ async def create_request(fmt: str, request: Request, svc: ServicesDep):
     await run_in_threadpool(check_submission_rate, request, caller)  # the /v1 bucket; may query PostgreSQL
     data = _report_in(fields, set(svc.categories.code), request.headers.get("idempotency-key"))
     report, _ = await run_in_threadpool(svc.reports.create, data, caller.actor)
-    body = [{"service_request_id": str(report.id), "service_notice": o3.notice(report), "account_id": None}]
+    body = [{"service_request_id": str(report.id), "service_notice": o3.notice(report, svc.settings.public_url),
+             "account_id": None}]
     return render(fmt, body, "service_requests", "request", status=201,
                   headers={"Location": f"{PREFIX}/requests/{report.id}.{fmt}"})
 
@@ -313,7 +323,9 @@ LIST_PARAMETERS = [  # parsed by hand so that errors keep the spec's format; dec
         ("end_date", f"W3C datetime with an offset (inclusive), or a date (including that day in {LOCAL_NAME}); "
                      "default: now, or start_date plus 90 days"),
         ("status", "open, closed, or both comma-separated"),
-        ("jurisdiction_id", "ignored: this endpoint serves one jurisdiction")]]
+        ("jurisdiction_id", "ignored: this endpoint serves one jurisdiction"),
+        ("api_key", "optional: with a staff key, service_notice carries each request's tracking link and media_url "
+                    "its first stored photo")]]
 
 
 @router.get("/requests.{fmt}", summary="Service requests (default: the last 90 days, at most 1000)",
@@ -326,6 +338,7 @@ def request_list(fmt: str, request: Request, svc: ServicesDep):
     """Service requests by id, or by service code, dates and status."""
     _check_fmt(fmt)
     q = request.query_params
+    url = _staff_url(svc, request)
     reports = svc.reports
     cats, zones = _names(svc)
     ids = _split(q.get("service_request_id"))
@@ -358,15 +371,16 @@ def request_list(fmt: str, request: Request, svc: ServicesDep):
             rows.extend(found)
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         rows = rows[:o3.MAX_RESULTS]
-    return render(fmt, [o3.request_view(r, cats, zones) for r in rows], "service_requests", "request")
+    return render(fmt, [o3.request_view(r, cats, zones, url) for r in rows], "service_requests", "request")
 
 
 @router.get("/requests/{service_request_id}.{fmt}", summary="One service request",
             responses=documented(200, {"type": "array", "minItems": 1, "maxItems": 1, "items": REQUEST_SCHEMA},
                                  "The request, as a list of one"))
-def request_one(service_request_id: str, fmt: str, svc: ServicesDep):
+def request_one(service_request_id: str, fmt: str, request: Request, svc: ServicesDep):
     """One service request."""
     _check_fmt(fmt)
+    url = _staff_url(svc, request)
     rid = _report_id(service_request_id)
     missing = o3.Open311Error(404, f"service_request_id {service_request_id} was not found")
     if rid is None:
@@ -376,7 +390,7 @@ def request_one(service_request_id: str, fmt: str, svc: ServicesDep):
     except NotFound:
         raise missing from None
     cats, zones = _names(svc)
-    return render(fmt, [o3.request_view(r, cats, zones)], "service_requests", "request")
+    return render(fmt, [o3.request_view(r, cats, zones, url)], "service_requests", "request")
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Caller
 from api.deps import BboxDep, CallerDep, IndexDep, ServicesDep, TimeRangeDep, limit_public_submissions, require
 from api.errors import Problem
-from zonechief.reports import ReportIn, report_to_dict
+from zonechief.photos import PhotoError, process_photo
+from zonechief.reports import MEDIA_KINDS, ReportIn, report_to_dict
 from zonechief.workflow import STATUSES
 
 router = APIRouter(prefix="/v1", tags=["reports"])
@@ -40,7 +41,9 @@ def create_report(body: ReportIn, services: ServicesDep, response: Response, cal
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/v1/reports/{report.id}"
-    return report_to_dict(report, personal=caller.at_least("staff"))
+    # Whoever filed it (or repeats its idempotency key) gets the tracking link to follow it.
+    return report_to_dict(report, personal=caller.at_least("staff"), public_url=services.settings.public_url,
+                          tracking=True)
 
 
 @router.get("/reports", summary="Search reports (paginated)")
@@ -66,8 +69,9 @@ def list_reports(services: ServicesDep, caller: CallerDep, *,
 
 @router.get("/reports/{report_id}", summary="One report")
 def get_report(report_id: int, services: ServicesDep, caller: CallerDep):
-    """One report; reporter contact only for staff and admin keys."""
-    return report_to_dict(services.reports.get(report_id), personal=caller.at_least("staff"))
+    """One report; reporter contact, photos, the citizen's answer and tracking link only for staff and admin keys."""
+    return report_to_dict(services.reports.get(report_id), personal=caller.at_least("staff"),
+                          public_url=services.settings.public_url)
 
 
 @router.patch("/reports/{report_id}", summary="Change a report's status (staff)",
@@ -75,13 +79,57 @@ def get_report(report_id: int, services: ServicesDep, caller: CallerDep):
                           "or duplicate; in_progress→assigned (hand back); resolved→in_progress (reopen).")
 def patch_report(report_id: int, change: StatusChange, services: ServicesDep, caller: Staff):
     """Change a report's status."""
-    svc = services.reports
+    _check_own(services, report_id, caller)
+    return report_to_dict(services.reports.transition(report_id, change.status, caller.actor, change.note),
+                          personal=True, public_url=services.settings.public_url)
+
+
+def _check_own(services, report_id: int, caller: Caller) -> None:
+    """A staff key bound to a chief acts on that chief's reports only."""
     if caller.role == "staff" and caller.chief_id:
-        r = svc.get(report_id)
+        r = services.reports.get(report_id)
         if r.chief_id != caller.chief_id:
             raise Problem(403, f"report {report_id} belongs to chief {r.chief_id}; your key acts for {caller.chief_id}",
                           title="Forbidden")
-    return report_to_dict(svc.transition(report_id, change.status, caller.actor, change.note), personal=True)
+
+
+def read_photos(files: list, max_photos: int, max_bytes: int) -> list:
+    """Uploaded files (Starlette UploadFile) as checked photos (zonechief.photos); PhotoError names the file."""
+    files = [f for f in files if getattr(f, "filename", None) or getattr(f, "size", 0)]
+    if len(files) > max_photos:
+        raise PhotoError(f"最多 {max_photos} 张照片 / at most {max_photos} photos", status=413)
+    out = []
+    for i, f in enumerate(files, start=1):
+        data = f.file.read(max_bytes + 1)  # one byte more than allowed tells "too large" without reading it all
+        try:
+            out.append(process_photo(data, max_bytes))
+        except PhotoError as exc:
+            raise PhotoError(f"photo {i} ({f.filename or 'unnamed'}): {exc}", status=exc.status) from None
+    return out
+
+
+@router.post("/reports/{report_id}/photos", summary="Add photos to a report (staff)",
+             description="multipart/form-data with up to `ZONECHIEF_MAX_PHOTOS` files in `photo` and a `kind` "
+                         "(`resolution`, default, or `citizen`). JPEG, PNG, WebP or HEIC, checked from the bytes; "
+                         "EXIF (GPS included) is stripped and the longer side limited to 2048 px.")
+def add_photos(report_id: int, services: ServicesDep, caller: Staff,
+               photo: Annotated[list[UploadFile], File(description="one or more image files")],
+               kind: Annotated[str, Form(description=" or ".join(MEDIA_KINDS))] = "resolution"):
+    """Add photos to a report."""
+    _check_own(services, report_id, caller)
+    s = services.settings
+    photos = read_photos(photo, s.max_photos, s.max_photo_bytes)
+    return report_to_dict(services.reports.add_photos(report_id, photos, kind), personal=True,
+                          public_url=s.public_url)
+
+
+@router.get("/reports/{report_id}/photos/{media_id}", summary="One photo of a report (staff)",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}})
+def get_photo(report_id: int, media_id: int, services: ServicesDep, caller: Staff):
+    """A report's photo, as stored."""
+    _check_own(services, report_id, caller)
+    m, data = services.reports.photo(report_id, media_id)
+    return Response(data, media_type=m.content_type, headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.get("/chiefs/{chief_id}/queue", summary="Open reports of a chief, oldest first (staff)")
@@ -92,4 +140,5 @@ def chief_queue(chief_id: str, services: ServicesDep, index: IndexDep, caller: S
     if index.roster is None or chief_id not in set(index.roster.table.person_id):
         raise Problem(404, f"no chief {chief_id!r}; GET /v1/chiefs lists them")
     rows = services.reports.queue(chief_id)
-    return {"chief_id": chief_id, "count": len(rows), "items": [report_to_dict(r, True) for r in rows]}
+    return {"chief_id": chief_id, "count": len(rows),
+            "items": [report_to_dict(r, True, public_url=services.settings.public_url) for r in rows]}

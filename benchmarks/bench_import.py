@@ -75,7 +75,7 @@ def make_csv(path: Path, n: int, index, categories, seed: int = 0) -> None:
 def clear(db) -> None:
     with db.engine.begin() as c:
         if db.dialect == "postgresql":  # TRUNCATE: no dead tuples or index bloat carried into the next run
-            c.exec_driver_sql("TRUNCATE report_events, reports")
+            c.exec_driver_sql("TRUNCATE report_media, report_events, reports")
             # and no checkpoint of the previous method's WAL landing in the middle of this one
             c.exec_driver_sql("CHECKPOINT")
         else:

@@ -72,7 +72,7 @@ def run_child(code: Path, src: Path, url: str) -> dict:
         eng = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         with eng.connect() as c:
             if c.exec_driver_sql("SELECT to_regclass('reports') IS NOT NULL").scalar():
-                c.exec_driver_sql("TRUNCATE report_events, reports")
+                c.exec_driver_sql("TRUNCATE report_media, report_events, reports")
             c.exec_driver_sql("CHECKPOINT")
         eng.dispose()
     out = subprocess.run([sys.executable, __file__, "--child", "--code", str(code), "--src", str(src), "--url", url],
@@ -146,12 +146,13 @@ def main() -> None:
                     print(f"  {store} {code}: {json.dumps(r)}", file=sys.stderr)
             src.unlink()
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        admin.dispose()  # a fresh connection: the server may have been restarted meanwhile
         with admin.connect() as c:
             for name in names:
                 c.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
                 c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
         admin.dispose()
-        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{'rows':>12} {'store':<7} {'code':<28} {'peak RSS':>10} {'base RSS':>10} {'rise/row':>9} {'s':>8} {'reports/s':>10}")
     for n, store, code, r in rows:
         print(f"{n:>12,} {store:<7} {str(code)[-28:]:<28} {r['peak'] / 2**20:>7,.0f} MB {r['base'] / 2**20:>7,.0f} MB "

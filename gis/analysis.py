@@ -8,7 +8,9 @@ zonechief.report_frames from the store or from demo data:
 >>> summarize(frame, "zone", index)                    # doctest: +SKIP  (GeoDataFrame, zones drawn)
 
 Columns: id, created_at, category, status, open, zone_id, chief_id, assigned_at,
-resolved_at, geometry. Times are Asia/Shanghai; periods (week ``"W"`` / month
+resolved_at, satisfaction, rating, rated_at, geometry (the citizen's answer, if any:
+``fixed`` / ``partly_fixed`` / ``not_fixed``, a rating 1–5 (NaN when none) and its
+time; gis.satisfaction reads them). Times are Asia/Shanghai; periods (week ``"W"`` / month
 ``"M"``) are local calendar weeks (Monday first) and months. The frame builder
 applies the workflow's vocabulary, so nothing here knows the statuses:
 
@@ -37,7 +39,7 @@ from gis.boundaries import METRIC
 from gis.localtime import LOCAL_NAME as TZ
 
 COLUMNS = ["id", "created_at", "category", "status", "open", "zone_id", "chief_id", "assigned_at", "resolved_at",
-           "geometry"]
+           "satisfaction", "rating", "rated_at", "geometry"]
 _KEYS = {"zone": "zone_id", "chief": "chief_id", "zone_id": "zone_id", "chief_id": "chief_id"}
 _FREQ = {"W": "W-SUN", "M": "M", "W-SUN": "W-SUN"}
 
@@ -57,15 +59,22 @@ def empty_frame() -> gpd.GeoDataFrame:
     df = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS if c != "geometry"})
     df["id"] = df["id"].astype("int64")
     df["open"] = df["open"].astype(bool)
-    for c in ("created_at", "assigned_at", "resolved_at"):
+    df["rating"] = df["rating"].astype("f8")
+    for c in ("created_at", "assigned_at", "resolved_at", "rated_at"):
         df[c] = pd.Series(dtype=f"datetime64[us, {TZ}]")
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
 
 
-def build_frame(ids, created, category, status, open_, zone, chief, assigned, resolved, geoms) -> gpd.GeoDataFrame:
-    """A report frame from its columns, in COLUMNS order; times become Asia/Shanghai."""
+def build_frame(ids, created, category, status, open_, zone, chief, assigned, resolved, geoms, *,
+                satisfaction=None, rating=None, rated_at=None) -> gpd.GeoDataFrame:
+    """A report frame from its columns, in COLUMNS order; times become Asia/Shanghai.
+
+    The citizen's answer (satisfaction, rating, rated_at) is optional: left out, no report has one.
+    """
     if len(ids) == 0:
         return empty_frame()
+    n = len(ids)
+    none = [None] * n
     df = pd.DataFrame({
         "id": np.asarray(ids, dtype="int64"),
         "created_at": _local(created),
@@ -76,6 +85,9 @@ def build_frame(ids, created, category, status, open_, zone, chief, assigned, re
         "chief_id": pd.Series(chief, dtype=object),
         "assigned_at": _local(assigned),
         "resolved_at": _local(resolved),
+        "satisfaction": pd.Series(none if satisfaction is None else satisfaction, dtype=object),
+        "rating": pd.to_numeric(pd.Series(none if rating is None else rating, dtype=object)).astype("f8"),
+        "rated_at": _local(none if rated_at is None else rated_at),
     })
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(list(geoms), crs=4326), crs=4326)
 

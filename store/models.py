@@ -6,6 +6,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from store.tokens import new_token
 from store.types import Geom, UTCDateTime
 
 ROLES = ("public", "staff", "admin")
@@ -105,6 +106,16 @@ class Report(Base):
     reporter_phone: Mapped[str | None] = mapped_column(String(40))  # personal data
     photo_url: Mapped[str | None] = mapped_column(String(500))
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # The citizen's handle on the report (/t/{token}); unique, unguessable (store.tokens). Migration 0006.
+    tracking_token: Mapped[str | None] = mapped_column(String(32), index=True, unique=True, default=new_token)
+    # The citizen's answer once resolved (zonechief.feedback): one per report, replaced within a window.
+    satisfaction: Mapped[str | None] = mapped_column(String(16))  # fixed | partly_fixed | not_fixed
+    rating: Mapped[int | None] = mapped_column(Integer)  # 1..5
+    rating_comment: Mapped[str | None] = mapped_column(Text)  # personal data: staff only
+    rated_at: Mapped[datetime | None]  # the answer in force
+    first_rated_at: Mapped[datetime | None]  # the first answer since the last resolution: the window starts here
+    media: Mapped[list["ReportMedia"]] = relationship(order_by="ReportMedia.id", lazy="selectin",
+                                                      cascade="all, delete-orphan")
     history: Mapped[list["ReportEvent"]] = relationship(order_by="ReportEvent.id", lazy="selectin",
                                                          cascade="all, delete-orphan")
 
@@ -119,6 +130,25 @@ class ReportEvent(Base):
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class ReportMedia(Base):
+    """A photo of a report: the citizen's, or the chief's of the resolution; the bytes are in the media store."""
+
+    __tablename__ = "report_media"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # citizen | resolution
+    sha256: Mapped[str] = mapped_column(String(64))  # the media store's key
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)  # bytes as stored
+    created_at: Mapped[datetime]
+    # Where the camera said it was (EXIF GPS, WGS-84), read before the metadata was stripped; staff only.
+    exif_lon: Mapped[float | None] = mapped_column(Float)
+    exif_lat: Mapped[float | None] = mapped_column(Float)
+    exif_distance_m: Mapped[float | None] = mapped_column(Float)  # from the report's point
 
 
 class ApiKey(Base):

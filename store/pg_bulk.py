@@ -169,9 +169,12 @@ def indexes_rebuilt(cur, tables: list[str]) -> Iterator[None]:
     it ends, and if anything fails, rollback restores the indexes with the data. A
     unique or foreign-key violation surfaces when the constraint is added again.
     """
+    # Also the foreign keys of other tables that point here (report_media → reports): a key cannot be
+    # dropped while one depends on it.
     cur.execute("SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid), c.contype = 'f' "
-                "FROM pg_constraint c WHERE c.conrelid = ANY(%s::regclass[]) AND c.contype IN ('p', 'u', 'x', 'f') "
-                "ORDER BY c.contype = 'f', c.conrelid::regclass::text, c.conname", (tables,))
+                "FROM pg_constraint c WHERE (c.conrelid = ANY(%s::regclass[]) AND c.contype IN ('p', 'u', 'x', 'f')) "
+                "OR (c.confrelid = ANY(%s::regclass[]) AND c.contype = 'f') "
+                "ORDER BY c.contype = 'f', c.conrelid::regclass::text, c.conname", (tables, tables))
     constraints = cur.fetchall()  # keys before the foreign keys that need them
     cur.execute("SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
                 "WHERE i.indrelid = ANY(%s::regclass[]) AND NOT EXISTS (SELECT 1 FROM pg_constraint c "

@@ -37,6 +37,11 @@ class ReportRepository(ABC):
         with self.sessions() as s:
             return s.scalar(select(Report).where(Report.idempotency_key == key))
 
+    def by_token(self, token: str) -> Report | None:
+        """The report with this tracking token, or None."""
+        with self.sessions() as s:
+            return s.scalar(select(Report).where(Report.tracking_token == token))
+
     def search(self, *, zone_id: str | None = None, chief_id: str | None = None, status=None,
                category: str | None = None, since: datetime | None = None, until: datetime | None = None,
                bbox: tuple[float, float, float, float] | None = None, needs_review: bool | None = None,

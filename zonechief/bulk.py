@@ -49,6 +49,7 @@ class Intake:
     row: int  # 1-based row number in the source, for rejects
     data: ReportIn
     history: list[dict] | None = None  # [{"status", "at"}]; default new(+assigned) at created_at
+    feedback: dict | None = None  # the citizen's answer {"satisfaction", "rating", "comment", "at"} (demo data)
 
 
 @dataclass
@@ -193,6 +194,9 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
     created = [d.created_at or now for d in data]
     got = intake(placed, pa.array(created, TS), reports.index.roster, actor)
     status, updated, events, ok = _given_histories(kept, got, placed.in_zone, created, actor, rejects)
+    # An answer needs a resolution, so a report without a zone (never assigned) keeps none.
+    fb = [it.feedback if it.feedback and z else {} for it, z in zip(kept, placed.in_zone)]
+    rated_at = pa.array([f.get("at") for f in fb], TS)
     table = pa.table({
         "row": pa.array([it.row for it in kept], pa.int64()),
         "created_at": pa.array(created, TS), "updated_at": pa.array(updated, TS),
@@ -210,6 +214,10 @@ def prepare(reports: Reports, intakes: list[Intake], actor: str, now: datetime,
         "reporter_phone": pa.array([d.reporter.phone if d.reporter else None for d in data], pa.string()),
         "photo_url": pa.array([d.photo_url for d in data], pa.string()),
         "idempotency_key": pa.array([d.idempotency_key for d in data], pa.string()),
+        "satisfaction": pa.array([f.get("satisfaction") for f in fb], pa.string()),
+        "rating": pa.array([f.get("rating") for f in fb], pa.int32()),
+        "rating_comment": pa.array([f.get("comment") for f in fb], pa.string()),
+        "rated_at": rated_at, "first_rated_at": rated_at,
     })
     if not ok.all():  # given histories that cannot be: drop those reports and their events
         report = events["report"].to_numpy()
@@ -321,7 +329,7 @@ class Batch:
                 tables.append(t)
                 events.append(e.set_column(0, "report", pa.array(e["report"].to_numpy() + base)))
                 base += t.num_rows
-            t = pa.concat_tables([q.select(tables[0].column_names).cast(tables[0].schema) for q in tables])
+            t = pa.concat_tables(_conform(tables))
             e = pa.concat_tables(events)
             if len(tables) > 1:  # interleave the routes by source row
                 order = np.argsort(t["row"].to_numpy(), kind="stable")
@@ -334,6 +342,21 @@ class Batch:
             self.needs_review += int(pc.sum(t["needs_review"]).as_py() or 0)
             offset, self.built = self.built, self.built + t.num_rows
             yield offset, t, e, advance
+
+
+def _conform(tables: list[pa.Table]) -> list[pa.Table]:
+    """The tables on the first one's schema, plus the columns only some carry (the answers): null elsewhere."""
+    fields = list(tables[0].schema)
+    for q in tables[1:]:
+        fields += [f for f in q.schema if f.name not in {g.name for g in fields}]
+    schema = pa.schema(fields)
+    out = []
+    for q in tables:
+        for f in schema:
+            if f.name not in q.column_names:
+                q = q.append_column(f, pa.nulls(q.num_rows, f.type))
+        out.append(q.select(schema.names).cast(schema))
+    return out
 
 
 # ------------------------------------------------------------------ writing
@@ -525,6 +548,6 @@ def seed_demo(reports: Reports, n: int, seed: int = 0, now: datetime | None = No
         data = ReportIn(source=d["source"], category=d["category"], description=d["description"],
                         location=Location(**d["location"]), reporter=d["reporter"], photo_url=d["photo_url"],
                         idempotency_key=d["idempotency_key"], created_at=d["created_at"])
-        intakes.append(Intake(i, data, history=d["history"]))
+        intakes.append(Intake(i, data, history=d["history"], feedback=d["feedback"]))
     res, rejects = import_intakes(reports, intakes, actor="demo", progress=progress)
     return res

@@ -79,7 +79,8 @@ def _repeated(spill, n: int) -> np.ndarray:
 
 def _stored_at(stored_keys: Callable[[pa.Array], pa.Array], keys: pa.Array, pos: np.ndarray) -> np.ndarray:
     found = stored_keys(pc.unique(keys))
-    return pos[pc.is_in(keys, found).to_numpy(zero_copy_only=False)] if len(found) else pos[:0]
+    # a copy either way: a view of `pos` would keep the whole window's positions alive
+    return pos[pc.is_in(keys, found).to_numpy(zero_copy_only=False)] if len(found) else np.zeros(0, np.int64)
 
 
 @dataclass

@@ -584,5 +584,7 @@ def map_cmd(kind, out, basemap, standalone, static_url, since, until, category, 
     click.echo(f"wrote {out} ({len(html.encode()):,} bytes)" + ("" if url != "zonechief_static" else
                                                                 f" and its scripts in {out.parent / url}"), err=True)
 
+from zonechief import cli_qr  # noqa: E402,F401  (registers `zonechief qr`)
+
 if __name__ == "__main__":
     main()

@@ -17,7 +17,14 @@ What is simulated:
 - place: clusters around facilities and the town centres, the rest spread
   over all zones in proportion to their area; every point lies in a zone;
 - workflow: new → assigned → in_progress → resolved → closed with log-normal
-  delays, ~3 % rejected and ~2 % duplicates, cut off at ``now``.
+  delays, ~3 % rejected and ~2 % duplicates, cut off at ``now``;
+- the citizen's answer (``feedback``: satisfaction, rating 1–5, comment, at)
+  on ~55 % of resolved reports, between the resolution and the closing;
+  slow fixes are answered worse. A ``not_fixed`` answer reopens the report
+  (resolved → in_progress at the answer's time); it is resolved again and,
+  half the time, answered again (fixed or partly). So a report may carry a
+  ``not_fixed`` answer while in progress, or one given before its last
+  resolution: the answer stays until the citizen answers again.
 """
 from __future__ import annotations
 
@@ -43,12 +50,12 @@ SOURCE_WEIGHTS = (0.20, 0.45, 0.15, 0.20)
 WECHAT_SHARE = 0.70  # share of "gps" reports sent from WeChat, i.e. in GCJ-02
 PHOTO_SHARE = 0.30
 
-# The forward paths the generator takes: a subset of zonechief.workflow.TRANSITIONS.
+# The paths the generator takes: a subset of zonechief.workflow.TRANSITIONS.
 TRANSITIONS = {
     "new": {"assigned", "rejected", "duplicate"},
     "assigned": {"in_progress", "rejected", "duplicate"},
     "in_progress": {"resolved"},
-    "resolved": {"closed"},
+    "resolved": {"closed", "in_progress"},  # in_progress: reopened by a "not fixed" answer
     "closed": set(),
     "rejected": set(),
     "duplicate": set(),
@@ -94,6 +101,24 @@ _FACILITY_TEMPLATES = (
 )
 
 _M_PER_DEG = 111_320.0
+
+# 市民评价 (the citizen's answer once resolved)
+ANSWER_SHARE = 0.55  # 约半数市民评价
+AGAIN_SHARE = 0.5  # 重新处理后再次评价
+OUTCOMES = ("fixed", "partly_fixed", "not_fixed")
+TYPICAL_FIX_H = 7.0  # 典型处理时长 (created → resolved, hours)
+# 评分 1..5 per outcome: fixed mostly 4–5, not_fixed mostly 1–2
+RATING_P = np.array([
+    [0.00, 0.02, 0.08, 0.30, 0.60],
+    [0.04, 0.26, 0.45, 0.20, 0.05],
+    [0.60, 0.30, 0.08, 0.02, 0.00],
+])
+COMMENT_SHARE = 0.4
+_COMMENTS = (
+    ("处理及时，谢谢", "已经清理干净了", "很满意", "速度很快", "辛苦了"),
+    ("还有一部分没处理", "处理得不彻底", "比之前好一些", "希望再看看"),
+    ("问题依旧存在", "现场没有变化", "没有人来处理", "还是老样子"),
+)
 
 
 # --------------------------------------------------------------------------- data
@@ -159,7 +184,10 @@ def _secs(x: np.ndarray) -> np.ndarray:
 
 
 def _history(rng: np.random.Generator, t0: np.ndarray, now_ts: int):
-    """Status times per report (int seconds, -1 = not reached) and the terminal status per report."""
+    """Status times per report (int seconds, -1 = not reached), the terminal status and the citizen's answers.
+
+    Keys "reopened" and "resolved_again" are the second round after a "not fixed" answer.
+    """
     n = len(t0)
     assign_min = _lognormal(rng, 4.0, 0.7, n)             # dispatch within minutes
     start_h = _lognormal(rng, 1.5, 0.9, n)                # chief reaches the place
@@ -187,10 +215,51 @@ def _history(rng: np.random.Generator, t0: np.ndarray, now_ts: int):
     t_stop = np.where(stopped, t_stop, -1)
     cols = {"new": t0, "assigned": t_assigned, "in_progress": t_progress, "resolved": t_resolved,
             "closed": t_closed, "stop": t_stop}
+    answers = _answers(rng, cols, now_ts)
     # Nothing after now.
     for k, v in cols.items():
         cols[k] = np.where(v <= now_ts, v, -1)
-    return cols, end
+    return cols, end, answers
+
+
+def _between(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A time some way between a and b (b > a), at least a second after a."""
+    return a + np.maximum((rng.uniform(0.1, 0.9, len(a)) * (b - a)).astype(np.int64), 1)
+
+
+def _answers(rng: np.random.Generator, cols: dict, now_ts: int) -> dict:
+    """The citizen's answers (before the cut at now): outcome (-1 none), rating, comment and time per report.
+
+    Adds the reopen rounds to ``cols`` and moves their closing after the second resolution.
+    """
+    t0, t_res, t_close = cols["new"], cols["resolved"], cols["closed"]
+    n = len(t0)
+    fixable = t_res >= 0
+    # 慢的处理更容易不满意
+    z = np.log(np.maximum(t_res - t0, 1) / 3600.0 / TYPICAL_FIX_H)
+    p_not = np.minimum(0.07 * np.exp(0.7 * z), 0.5)
+    p_partly = np.minimum(0.15 * np.exp(0.35 * z), 0.4)
+    u = rng.random(n)
+    out1 = np.where(u < p_not, 2, np.where(u < p_not + p_partly, 1, 0))
+    at1 = _between(rng, t_res, t_close)
+    ans1 = fixable & (rng.random(n) < ANSWER_SHARE) & (at1 <= now_ts)
+    # 未解决 → 重新处理
+    reopen = ans1 & (out1 == 2)
+    t_res2 = at1 + _secs(_lognormal(rng, 5.0, 1.0, n) * 3600)
+    t_close2 = t_res2 + _secs(_lognormal(rng, 20.0, 0.8, n) * 3600)
+    at2 = _between(rng, t_res2, t_close2)
+    ans2 = reopen & (rng.random(n) < AGAIN_SHARE) & (at2 <= now_ts)
+    out2 = np.where(rng.random(n) < 0.75, 0, 1)
+    cols["reopened"] = np.where(reopen, at1, -1)
+    cols["resolved_again"] = np.where(reopen, t_res2, -1)
+    cols["closed"] = np.where(reopen, t_close2, t_close)
+    outcome = np.where(ans2, out2, np.where(ans1, out1, -1))
+    at = np.where(ans2, at2, np.where(ans1, at1, -1))
+    # 评分与结果一致
+    cum = RATING_P.cumsum(axis=1)[np.maximum(outcome, 0), :4]
+    rating = 1 + (rng.random(n)[:, None] >= cum).sum(axis=1)
+    comment = np.where(rng.random(n) < COMMENT_SHARE, rng.integers(0, 1 << 20, n), -1)
+    return {"outcome": outcome, "rating": rating, "comment": comment, "at": at}
 
 
 def _centres(index) -> np.ndarray:
@@ -411,7 +480,7 @@ def generate_reports(n: int, *, seed: int = 0, now: datetime | None = None, days
     phone = rng.integers(0, 10**8, n)
 
     # -- workflow
-    hist, end = _history(rng, created, now_sec)
+    hist, end, answers = _history(rng, created, now_sec)
 
     # -- assemble (plain Python lists: indexing numpy scalars in the loop is slow)
     lon_l, lat_l = lon.tolist(), lat.tolist()
@@ -426,7 +495,11 @@ def generate_reports(n: int, *, seed: int = 0, now: datetime | None = None, days
     name_l = [_SURNAMES[a] + _TITLES[b] for a, b in zip(surname.tolist(), title.tolist())]
     phone_l = [f"138{p:08d}" for p in phone.tolist()]
     photo_l = [f"https://example.invalid/photos/{k}.jpg" if f else None for f, k in zip(photo.tolist(), photo_n.tolist())]
-    steps = [(s, hist[s].tolist()) for s in ("new", "assigned", "in_progress", "resolved", "closed")]
+    steps = [(s, hist[k].tolist()) for s, k in (("new", "new"), ("assigned", "assigned"), ("in_progress", "in_progress"),
+                                                ("resolved", "resolved"), ("in_progress", "reopened"),
+                                                ("resolved", "resolved_again"), ("closed", "closed"))]
+    outcome_l, rating_l = answers["outcome"].tolist(), answers["rating"].tolist()
+    comment_l, ans_at_l = answers["comment"].tolist(), answers["at"].tolist()
     stop_l = hist["stop"].tolist()
     end_l = end.tolist()
     fromts = datetime.fromtimestamp
@@ -448,6 +521,13 @@ def generate_reports(n: int, *, seed: int = 0, now: datetime | None = None, days
             history = [{"status": s, "at": fromts(v[i], TZ)} for s, v in steps if v[i] >= 0]
             if stop_l[i] >= 0:
                 history.append({"status": end_l[i], "at": fromts(stop_l[i], TZ)})
+            o = outcome_l[i]
+            feedback = None
+            if o >= 0:
+                c = comment_l[i]
+                texts = _COMMENTS[o]
+                feedback = {"satisfaction": OUTCOMES[o], "rating": rating_l[i],
+                            "comment": texts[c % len(texts)] if c >= 0 else None, "at": fromts(ans_at_l[i], TZ)}
             out.append({
                 "created_at": history[0]["at"],
                 "source": src,
@@ -460,6 +540,7 @@ def generate_reports(n: int, *, seed: int = 0, now: datetime | None = None, days
                 "photo_url": photo_l[i],
                 "idempotency_key": f"demo-{seed}-{i}",
                 "history": history,
+                "feedback": feedback,
             })
     finally:
         if gc_was_enabled:

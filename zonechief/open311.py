@@ -98,8 +98,12 @@ def latest_note(r: Report) -> str | None:
     return None
 
 
-def request_view(r: Report, categories: dict[str, str], zone_names: dict[str, str]) -> dict:
-    """The spec's service request fields. Reporter contact is never part of it."""
+def request_view(r: Report, categories: dict[str, str], zone_names: dict[str, str], public_url: str | None = None) -> dict:
+    """The spec's service request fields. Reporter contact is never part of it.
+
+    With `public_url` (whoever filed the request, and staff): the tracking link in service_notice and
+    the first stored photo as media_url; without, neither (the photos and the tracking page are not public).
+    """
     g = r.geom
     loc = r.location_input or {}
     agency = None
@@ -114,7 +118,7 @@ def request_view(r: Report, categories: dict[str, str], zone_names: dict[str, st
         "service_code": r.category,
         "description": r.description or None,
         "agency_responsible": agency,
-        "service_notice": notice(r),
+        "service_notice": notice(r, public_url),
         "requested_datetime": w3c(r.created_at),
         "updated_datetime": w3c(r.updated_at),
         "expected_datetime": None,
@@ -123,14 +127,24 @@ def request_view(r: Report, categories: dict[str, str], zone_names: dict[str, st
         "zipcode": None,
         "lat": g.y if g is not None else None,
         "long": g.x if g is not None else None,
-        "media_url": r.photo_url,
+        "media_url": media_url(r, public_url),
     }
 
 
-def notice(r: Report) -> str:
-    """The service notice: the zone and chief a request went to, or why it waits for staff."""
+def media_url(r: Report, public_url: str | None) -> str | None:
+    """The first stored photo (absolute, for staff), else the photo URL the client gave."""
+    if public_url is not None and r.media:
+        return f"{public_url}/v1/reports/{r.id}/photos/{r.media[0].id}"
+    return r.photo_url
+
+
+def notice(r: Report, public_url: str | None = None) -> str:
+    """The service notice: the zone and chief a request went to, or why it waits for staff; with
+    `public_url`, then the tracking link."""
     if r.zone_id and r.chief_id:
-        return f"Assigned to zone {r.zone_id}, chief {r.chief_id}."
-    if r.zone_id:
-        return f"In zone {r.zone_id}; no chief is in force there, staff will assign it."
-    return "The location needs review by staff before the report can be assigned."
+        text = f"Assigned to zone {r.zone_id}, chief {r.chief_id}."
+    elif r.zone_id:
+        text = f"In zone {r.zone_id}; no chief is in force there, staff will assign it."
+    else:
+        text = "The location needs review by staff before the report can be assigned."
+    return text if public_url is None else f"{text} 跟踪 / Track: {public_url}/t/{r.tracking_token}"

@@ -6,7 +6,9 @@ Here the workflow's vocabulary becomes the frame's columns (see gis.analysis):
 - ``assigned_at``: the first ``assigned`` event;
 - ``resolved_at``: the last ``resolved`` event, only for reports that are
   resolved or closed now (a reopened report is not resolved until it is
-  resolved again).
+  resolved again);
+- ``satisfaction``, ``rating``, ``rated_at``: the citizen's answer in force, as
+  stored (a ``not_fixed`` answer stays on the report it reopened).
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ def reports_frame(source, since: datetime | None = None, until: datetime | None 
     if until is not None:
         conds.append(r.c.created_at < until)
     where = and_(*conds) if conds else true()
-    q = select(r.c.id, r.c.created_at, r.c.category, r.c.status, r.c.zone_id, r.c.chief_id, r.c.geom).where(where)
+    q = select(r.c.id, r.c.created_at, r.c.category, r.c.status, r.c.zone_id, r.c.chief_id, r.c.geom,
+               r.c.satisfaction, r.c.rating, r.c.rated_at).where(where)
     ev = (select(e.c.report_id, e.c.status, func.min(e.c.at).label("first"), func.max(e.c.at).label("last"))
           .where(e.c.status.in_(("assigned", "resolved")), e.c.report_id.in_(select(r.c.id).where(where)))
           .group_by(e.c.report_id, e.c.status))
@@ -58,7 +61,8 @@ def reports_frame(source, since: datetime | None = None, until: datetime | None 
                        [row.zone_id for row in rows], [row.chief_id for row in rows],
                        [assigned.get(i) for i in ids],
                        [resolved.get(row.id) if row.status in RESOLVED_STATUSES else None for row in rows],
-                       [row.geom for row in rows])
+                       [row.geom for row in rows], satisfaction=[row.satisfaction for row in rows],
+                       rating=[row.rating for row in rows], rated_at=[row.rated_at for row in rows])
 
 
 def frame_from_demo(reports: list[dict], index) -> gpd.GeoDataFrame:
@@ -67,6 +71,8 @@ def frame_from_demo(reports: list[dict], index) -> gpd.GeoDataFrame:
     Points are the generator's true positions (``true_lon``, ``true_lat``),
     zones come from ``index`` and the chief is the one in force on the local
     day of creation, as the store would assign; ids are 1..n in input order.
+    The citizen's answer comes from ``feedback`` (none where absent, or where
+    the report has no zone: the store keeps no answer there either).
     """
     if not reports:
         return empty_frame()
@@ -85,6 +91,8 @@ def frame_from_demo(reports: list[dict], index) -> gpd.GeoDataFrame:
         assigned.append(next((x["at"] for x in h if x["status"] == "assigned"), None))
         res = [x["at"] for x in h if x["status"] == "resolved"]
         resolved.append(res[-1] if res and st in RESOLVED_STATUSES else None)
+    fb = [d.get("feedback") if z is not None else None for d, z in zip(reports, zone)]
     return build_frame(np.arange(1, len(reports) + 1), created, [d["category"] for d in reports], status,
                        [s in OPEN_STATUSES for s in status], zone, chief, assigned, resolved,
-                       shapely.points(lon, lat))
+                       shapely.points(lon, lat), satisfaction=[f and f["satisfaction"] for f in fb],
+                       rating=[f and f["rating"] for f in fb], rated_at=[f and f["at"] for f in fb])

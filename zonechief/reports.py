@@ -9,6 +9,7 @@ is stored as "needs review" and never assigned to a guess.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -22,9 +23,17 @@ from gis.gazetteer import Gazetteer, geocode_address
 from gis.points import CoordinateError, check_placed, geocode_coordinates
 from gis.service_codes import UnknownServiceCode, resolve_service_code
 from store.db import Database
-from store.models import Report, ReportEvent
+from store.media import MediaStore
+from store.models import Report, ReportEvent, ReportMedia
+from store.tokens import looks_like_token
+from zonechief.feedback import REOPENS, FeedbackConflict, FeedbackIn, answer_state, reopen_note
 from zonechief.intake import Located, Placed, intake, utc_times
+from zonechief.photos import Photo, exif_distance_m
+from zonechief.tracking import last_resolved_at
 from zonechief.workflow import OPEN_STATUSES, check_status, check_transition
+
+EXIF_NOTE_M = 1000.0  # a photo taken farther than this from the report's point is pointed out to staff
+MEDIA_KINDS = ("citizen", "resolution")
 
 
 class ReportError(ZonechiefError, ValueError):
@@ -33,6 +42,13 @@ class ReportError(ZonechiefError, ValueError):
 
 class NotFound(ZonechiefError, KeyError):
     """No report with that id (args[0])."""
+
+
+class TokenNotFound(ZonechiefError, KeyError):
+    """No report has this tracking token (or it is not one); the same answer for both, by design."""
+
+    def __str__(self) -> str:
+        return "no report has this tracking link / 没有找到这个问题的跟踪链接"
 
 
 # ------------------------------------------------------------------ input models
@@ -100,8 +116,23 @@ class ReportIn(BaseModel):
         return v
 
 
-def report_to_dict(r: Report, personal: bool) -> dict:
-    """Public view of a report; reporter contact only when `personal` (staff and admin)."""
+def media_path(r: Report, m: ReportMedia) -> str:
+    """The staff URL path of a report's photo (the citizen's is zonechief.tracking.photo_path)."""
+    return f"/v1/reports/{r.id}/photos/{m.id}"
+
+
+def photo_notes(r: Report) -> list[str]:
+    """Notes for staff about the photos: those taken far from the report's point (EXIF GPS)."""
+    return [f"photo {i} ({m.kind}) was taken {m.exif_distance_m / 1000:.1f} km from the report's point (its EXIF GPS); "
+            "the report keeps the position the citizen gave"
+            for i, m in enumerate(r.media, start=1)
+            if m.exif_distance_m is not None and m.exif_distance_m > EXIF_NOTE_M]
+
+
+def report_to_dict(r: Report, personal: bool, public_url: str | None = None, tracking: bool = False) -> dict:
+    """A report as JSON. Reporter contact, photos, the citizen's answer and the tracking link only when
+    `personal` (staff and admin); the tracking link also with `tracking` (the answer to whoever filed it).
+    `public_url` makes the tracking link absolute."""
     g = r.geom
     d = {
         "id": r.id,
@@ -121,8 +152,21 @@ def report_to_dict(r: Report, personal: bool) -> dict:
         "photo_url": r.photo_url,
         "history": [{"status": e.status, "at": e.at.isoformat(), "actor": e.actor, "note": e.note} for e in r.history],
     }
+    if personal or tracking:
+        d["tracking_url"] = f"{public_url or ''}/t/{r.tracking_token}"
     if personal:
         d["reporter"] = {"name": r.reporter_name, "phone": r.reporter_phone}
+        d["photos"] = [{"id": m.id, "kind": m.kind, "url": media_path(r, m), "content_type": m.content_type,
+                        "width": m.width, "height": m.height,
+                        "exif_position": None if m.exif_lon is None else
+                        {"lon": m.exif_lon, "lat": m.exif_lat, "distance_m": m.exif_distance_m}}
+                       for m in r.media]
+        d["photo_notes"] = photo_notes(r)
+        d["feedback"] = None if r.satisfaction is None else {
+            "outcome": r.satisfaction, "rating": r.rating, "comment": r.rating_comment,
+            "at": r.rated_at.isoformat() if r.rated_at else None}
+    else:
+        d["photo_count"] = len(r.media)
     return d
 
 
@@ -130,8 +174,9 @@ class Reports:
     """Filing, changing and reading reports: the application over the zone index and the report store."""
 
     def __init__(self, db: Database, index, facilities, categories, gazetteer=None, provider=None,
-                 min_confidence: float = 0.75):
+                 min_confidence: float = 0.75, media: MediaStore | None = None):
         self.db = db
+        self.media = media
         self.index = index
         self.facilities = facilities
         self.category_codes = set(categories["code"])
@@ -163,8 +208,12 @@ class Reports:
         return Located(g.lon, g.lat, g.method, float(g.confidence), g.note, found)
 
     # -------------------------------------------------------------- writing
-    def create(self, data: ReportIn, actor: str = "public", now: datetime | None = None) -> tuple[Report, bool]:
-        """File a report. Returns (report, created); created is False for a repeated idempotency key."""
+    def create(self, data: ReportIn, actor: str = "public", now: datetime | None = None,
+               photos: Sequence[Photo] = ()) -> tuple[Report, bool]:
+        """File a report, with its photos (zonechief.photos, already checked) stored in the media store.
+
+        Returns (report, created); created is False for a repeated idempotency key (its photos are not added again).
+        """
         if data.category not in self.category_codes:
             raise ReportError(f"unknown category {data.category!r}; GET /v1/categories lists the GB/T 47678.5 codes")
         if data.idempotency_key:
@@ -186,6 +235,7 @@ class Reports:
                    idempotency_key=data.idempotency_key)
         ev = got.events  # numpy columns (Placed.of); every first event is at created_at, kept as given
         r.history = [ReportEvent(status=st, at=created, actor=a, note=n) for st, a, n in zip(ev["status"], ev["actor"], ev["note"])]
+        r.media = self._stored_media(photos, "citizen", loc.lon, loc.lat, now)
         try:
             with self.db.sessions.begin() as s:
                 s.add(r)
@@ -197,6 +247,73 @@ class Reports:
                     return existing, False
             raise
         return r, True
+
+    def _stored_media(self, photos: Sequence[Photo], kind: str, lon: float | None, lat: float | None,
+                      now: datetime) -> list[ReportMedia]:
+        """Put the photos' bytes in the media store (before the rows that name them are committed:
+        a crash between leaves an unreferenced file, never a row without its file)."""
+        if photos and self.media is None:
+            raise ReportError("this server has no media store; photos cannot be kept")
+        rows = []
+        for p in photos:
+            key = self.media.put(p.data)  # type: ignore[union-attr]
+            far = None if lon is None or lat is None else exif_distance_m(p, lon, lat)
+            rows.append(ReportMedia(kind=kind, sha256=key, content_type=p.content_type, width=p.width,
+                                    height=p.height, size=len(p.data), created_at=now, exif_lon=p.exif_lon,
+                                    exif_lat=p.exif_lat, exif_distance_m=far))
+        return rows
+
+    def add_photos(self, report_id: int, photos: Sequence[Photo], kind: str = "resolution",
+                   now: datetime | None = None) -> Report:
+        """Add photos to a report (a resolution photo, or a citizen's later one)."""
+        if kind not in MEDIA_KINDS:
+            raise ReportError(f"unknown photo kind {kind!r}; kinds are {', '.join(MEDIA_KINDS)}")
+        now = now or datetime.now(timezone.utc)
+        r = self.get(report_id)
+        g = r.geom
+        rows = self._stored_media(photos, kind, g.x if g is not None else None, g.y if g is not None else None, now)
+        with self.db.sessions.begin() as s:
+            for m in rows:
+                m.report_id = report_id
+                s.add(m)
+        return self.get(report_id)
+
+    def photo(self, report_id: int, media_id: int) -> tuple[ReportMedia, bytes]:
+        """A report's photo and its bytes; NotFound if the report has no such photo."""
+        r = self.get(report_id)
+        m = next((m for m in r.media if m.id == media_id), None)
+        if m is None or self.media is None:
+            raise NotFound(report_id)
+        return m, self.media.get(m.sha256)
+
+    # -------------------------------------------------------------- the citizen's side
+    def by_token(self, token: str) -> Report:
+        """The report with this tracking token; TokenNotFound otherwise (also for text that is not a token)."""
+        r = self.db.report_repo.by_token(token) if looks_like_token(token) else None
+        if r is None:
+            raise TokenNotFound(token)
+        return r
+
+    def give_feedback(self, token: str, fb: FeedbackIn, now: datetime | None = None) -> Report:
+        """Store the citizen's answer (zonechief.feedback decides if it is taken); "not fixed" reopens."""
+        now = now or datetime.now(timezone.utc)
+        report_id = self.by_token(token).id
+        with self.db.sessions.begin() as s:
+            r = s.get(Report, report_id, with_for_update=True)
+            if r is None:
+                raise TokenNotFound(token)
+            state = answer_state(r.status, last_resolved_at(r), r.first_rated_at, now)
+            if not state.open:
+                raise FeedbackConflict(state.reason)
+            r.satisfaction, r.rating, r.rating_comment, r.rated_at = fb.outcome, fb.rating, fb.comment or None, now
+            if not state.replaces:
+                r.first_rated_at = now
+            r.updated_at = now
+            if fb.outcome == REOPENS and r.status == "resolved":
+                check_transition(r.id, r.status, "in_progress", has_zone=r.zone_id is not None)
+                r.status = "in_progress"
+                r.history.append(ReportEvent(status="in_progress", at=now, actor="citizen", note=reopen_note(fb)))
+        return self.get(report_id)
 
     def _by_key(self, key: str) -> Report | None:
         return self.db.report_repo.by_key(key)
@@ -236,4 +353,4 @@ class Reports:
         return self.db.report_repo.queue(chief_id, OPEN_STATUSES, limit)
 
 
-__all__ = ["ReportIn", "Location", "Reporter", "Reports", "ReportError", "NotFound", "report_to_dict"]
+__all__ = ["ReportIn", "Location", "Reporter", "Reports", "ReportError", "NotFound", "TokenNotFound", "report_to_dict"]

@@ -237,4 +237,11 @@ class Services:
         if self.settings.amap_key:
             provider = AmapProvider(self.settings.amap_key, base_url=self.settings.amap_base_url)
         return Reports(self.db, self.index, self.facilities, self.categories, provider=provider,
-                       min_confidence=self.settings.address_min_confidence)
+                       min_confidence=self.settings.address_min_confidence, media=self.media)
+
+    @cached_property
+    def media(self):
+        """The media store of report photos: a folder (ZONECHIEF_MEDIA_DIR)."""
+        from store.media import FolderMediaStore
+
+        return FolderMediaStore(self.settings.media_dir)

@@ -95,7 +95,23 @@ class GeocoderSettings(BaseSettings):
     amap_base_url: str = "https://restapi.amap.com"
 
 
-class Settings(GeoSettings, StoreSettings, ApiSettings, MapsSettings, GeocoderSettings):
+class CitizenSettings(BaseSettings):
+    """The citizen's side: the public address printed in QR codes, and report photos (zonechief.photos)."""
+
+    model_config = _CONFIG
+    public_url: str = Field("http://127.0.0.1:8000", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+                            description="Public base URL of this server as phones reach it; QR codes encode {public_url}/r/{service_code}")
+    media_dir: Path = Field(Path("var/media"), description="Folder of the media store (report photos, by content hash)")
+    max_photo_bytes: int = Field(10 * 1_048_576, ge=1024, description="Largest photo accepted, as uploaded (413 beyond)")
+    max_photos: int = Field(3, ge=0, le=10, description="Photos per citizen report")
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+
+class Settings(GeoSettings, StoreSettings, ApiSettings, MapsSettings, GeocoderSettings, CitizenSettings):
     """Every setting; each concern's class is a view of the same environment."""
 
     model_config = _CONFIG

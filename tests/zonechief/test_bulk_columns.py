@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import random
+import re
 from datetime import datetime, timezone
 
 import numpy as np
@@ -117,6 +118,8 @@ def stored(reports) -> tuple[list[dict], list[list[tuple]]]:
     for r in rows:
         d = dict(r)
         pos[d.pop("id")] = len(out)
+        # random per report (store.tokens): both routes give every report one, and never the same one
+        assert re.fullmatch(r"[0-9a-f]{32}", d.pop("tracking_token"))
         g = d.pop("geom")
         if "x" in d:
             d["geom"] = None if d["x"] is None else (d.pop("x"), d.pop("y"))

@@ -56,7 +56,7 @@ bulk_write.CHUNK = bulk.KEY_WINDOW = int(window)  # windows smaller than shipped
 reports = Services(Settings(), index=ZoneIndex.load(), database_url=url).reports
 def clear():
     with reports.db.engine.begin() as c:
-        c.exec_driver_sql("TRUNCATE report_events, reports")
+        c.exec_driver_sql("TRUNCATE report_media, report_events, reports")
 clear()
 bulk.import_file(reports, warm, warm + ".rejects")  # imports, numba's cache, the pools of Arrow and libpq
 clear()
@@ -87,8 +87,8 @@ def test_import_memory_does_not_grow_with_the_file(zone_index, tmp_path):
     table, with windows of 10,000 rows for both passes (so that both sizes are past the first
     windows, while the allocators' pools still grow). Measured on this 2-core VM: 460-570 B per
     row before imports streamed the file (5 runs: the whole CSV and its columns were held at
-    once), 13-76 B per row after (7 runs; what remains is noise in when the peak falls). The
-    bound sits between, 2.3 times below the least before and 2.6 times above the most after.
+    once), 23-45 B per row after (4 runs; what remains is noise in when the peak falls). The
+    bound sits between, 2.3 times below the least before and 4.4 times above the most after.
     """
     small, large = 60_000, 420_000
     warm = tmp_path / "warm.csv"

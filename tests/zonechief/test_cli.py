@@ -336,7 +336,10 @@ def test_reports_import_on_postgis(tmp_path, flag):
         eng = sa.create_engine(url)
         with eng.connect() as c:
             assert c.execute(sa.text("SELECT count(*) FROM reports WHERE zone_id = 'QS-12'")).scalar() == 2
-            assert c.execute(sa.text("SELECT count(*) FROM pg_indexes WHERE tablename = 'reports'")).scalar() == 7
+            assert c.execute(sa.text("SELECT count(*) FROM pg_indexes WHERE tablename = 'reports'")).scalar() == 8
+            # the foreign key pointing at reports (report_media's) is back after a rebuild
+            assert c.execute(sa.text("SELECT count(*) FROM pg_constraint WHERE conrelid = 'report_media'::regclass "
+                                     "AND contype = 'f'")).scalar() == 1
         eng.dispose()
         again = subprocess.run([str(ZONECHIEF), "reports", "import", str(src)], capture_output=True, text=True,
                                timeout=120, env=env)

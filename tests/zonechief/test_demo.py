@@ -21,12 +21,12 @@ except Exception:  # pragma: no cover
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=TZ)
 DAYS = 180
 KEYS = {"created_at", "source", "category", "description", "location", "true_lon", "true_lat",
-        "reporter", "photo_url", "idempotency_key", "history"}
+        "reporter", "photo_url", "idempotency_key", "history", "feedback"}
 ALLOWED = {
     "new": {"assigned", "rejected", "duplicate"},
     "assigned": {"in_progress", "rejected", "duplicate"},
     "in_progress": {"resolved"},
-    "resolved": {"closed"},
+    "resolved": {"closed", "in_progress"},  # reopened by a "not fixed" answer
     "closed": set(),
     "rejected": set(),
     "duplicate": set(),
