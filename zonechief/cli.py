@@ -70,6 +70,7 @@ def serve(host, port, workers, demo, demo_reports):
               "rate limits and miss reference-data imports made through another); run one worker, or set "
               "ZONECHIEF_DATABASE_URL to a PostGIS database")
     listening = f"zonechief API on http://{host}:{port}  (docs: http://{host}:{port}/docs)"
+    _default_public_url(s, host, port)
     if workers == 1:
         from api.app import create_app
 
@@ -87,6 +88,21 @@ def serve(host, port, workers, demo, demo_reports):
     # seconds, nor one compiling a kernel: at the default 5 s it is killed, and starts again as slowly.
     uvicorn.run("api.app:serve_app", factory=True, workers=workers, host=host, port=port, log_level="info",
                 log_config=_log_config(pids=True), timeout_worker_healthcheck=30)
+
+
+def _default_public_url(s, host: str, port: int) -> None:
+    """Without ZONECHIEF_PUBLIC_URL, links and QR codes name the address served (when a phone could use it)."""
+    import os
+
+    from zonechief.settings import get_settings
+
+    if "public_url" in s.model_fields_set or host in ("0.0.0.0", "::"):
+        if host in ("0.0.0.0", "::") and "public_url" not in s.model_fields_set:
+            click.echo(f"note: set ZONECHIEF_PUBLIC_URL to this server's address as phones reach it; tracking links and "
+                       f"QR codes say {s.public_url} meanwhile", err=True)
+        return
+    os.environ["ZONECHIEF_PUBLIC_URL"] = f"http://{host}:{port}"  # for the workers too, which read the environment
+    get_settings.cache_clear()
 
 
 def _open_store(services, demo: bool, demo_reports: int) -> None:
