@@ -48,85 +48,6 @@ def main():
     """zonechief: who is responsible here? Zones, chiefs and reports for Dongguan's 城管片长制."""
 
 
-@main.command()
-@click.option("--host", default=None, help="Bind address (default 127.0.0.1, or ZONECHIEF_HOST)")
-@click.option("--port", default=None, type=int, help="Port (default 8000, or ZONECHIEF_PORT)")
-@click.option("--workers", default=None, type=click.IntRange(min=1),
-              help="Worker processes (default 1, or ZONECHIEF_WORKERS). More than one needs PostGIS, through which "
-                   "they share the rate limits and hear of reference-data imports")
-@click.option("--demo", is_flag=True, help="Seed demo reports if the store is empty")
-@click.option("--demo-reports", default=2000, show_default=True, help="How many demo reports --demo writes")
-def serve(host, port, workers, demo, demo_reports):
-    """Run the HTTP API (docs at /docs)."""
-    import uvicorn
-
-    from store.notify import several_workers_supported
-    from zonechief.services import Services, load_settings
-
-    s = load_settings()
-    host, port, workers = host or s.host, port or s.port, workers or s.workers
-    if workers > 1 and not several_workers_supported(_store_url()):
-        _fail(f"--workers {workers}: the embedded SQLite store supports one worker only (each would keep its own "
-              "rate limits and miss reference-data imports made through another); run one worker, or set "
-              "ZONECHIEF_DATABASE_URL to a PostGIS database")
-    listening = f"zonechief API on http://{host}:{port}  (docs: http://{host}:{port}/docs)"
-    _default_public_url(s, host, port)
-    if workers == 1:
-        from api.app import create_app
-
-        app = create_app(open_store=True)
-        _open_store(app.state.services, demo, demo_reports)
-        click.echo(listening, err=True)
-        uvicorn.run(app, host=host, port=port, log_level="info", log_config=_log_config(pids=False))
-        return
-    services = Services()
-    _open_store(services, demo, demo_reports)  # once, before any worker takes requests
-    services.db.engine.dispose()  # the workers open their own connections; this process only watches them
-    del services
-    click.echo(f"{listening} with {workers} workers", err=True)
-    # A worker starting up (imports, the index) on a busy machine may not answer uvicorn's ping for
-    # seconds, nor one compiling a kernel: at the default 5 s it is killed, and starts again as slowly.
-    uvicorn.run("api.app:serve_app", factory=True, workers=workers, host=host, port=port, log_level="info",
-                log_config=_log_config(pids=True), timeout_worker_healthcheck=30)
-
-
-def _default_public_url(s, host: str, port: int) -> None:
-    """Without ZONECHIEF_PUBLIC_URL, links and QR codes name the address served (when a phone could use it)."""
-    import os
-
-    from zonechief.settings import get_settings
-
-    if "public_url" in s.model_fields_set or host in ("0.0.0.0", "::"):
-        if host in ("0.0.0.0", "::") and "public_url" not in s.model_fields_set:
-            click.echo(f"note: set ZONECHIEF_PUBLIC_URL to this server's address as phones reach it; tracking links and "
-                       f"QR codes say {s.public_url} meanwhile", err=True)
-        return
-    os.environ["ZONECHIEF_PUBLIC_URL"] = f"http://{host}:{port}"  # for the workers too, which read the environment
-    get_settings.cache_clear()
-
-
-def _open_store(services, demo: bool, demo_reports: int) -> None:
-    """Migrate the store and put its reference data in force before taking requests; seed demo reports if asked."""
-    click.echo(f"report store: {_safe_url(services.db.url)}", err=True)
-    if demo:
-        _seed_if_empty(services.reports, demo_reports)
-
-
-def _log_config(pids: bool) -> dict:
-    """uvicorn's logging, zonechief's own messages included (e.g. reference data put in force); with `pids`,
-    each line names its process, so that the access log says which worker answered."""
-    import copy
-
-    from uvicorn.config import LOGGING_CONFIG
-
-    cfg = copy.deepcopy(LOGGING_CONFIG)
-    if pids:
-        for f in cfg["formatters"].values():
-            f["fmt"] = f["fmt"].replace("%(levelprefix)s ", "%(levelprefix)s [%(process)d] ", 1)
-    cfg["loggers"]["zonechief"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    return cfg
-
-
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -137,21 +58,6 @@ def _reports_service():
     from zonechief.services import Services
 
     return Services().reports
-
-
-def _seed_if_empty(reports, n: int):
-    from sqlalchemy import func, select
-
-    from store.models import Report
-    from zonechief.bulk import seed_demo
-
-    with reports.db.sessions() as s:
-        have = s.scalar(select(func.count()).select_from(Report))
-    if have:
-        click.echo(f"store already has {have} reports; not seeding", err=True)
-        return
-    res = _with_bar(n, "seed", lambda bar: seed_demo(reports, n, progress=bar.update))
-    click.echo(f"demo: {res}", err=True)
 
 
 def _with_bar(total, desc, fn):
@@ -600,7 +506,7 @@ def map_cmd(kind, out, basemap, standalone, static_url, since, until, category, 
     click.echo(f"wrote {out} ({len(html.encode()):,} bytes)" + ("" if url != "zonechief_static" else
                                                                 f" and its scripts in {out.parent / url}"), err=True)
 
-from zonechief import cli_qr  # noqa: E402,F401  (registers `zonechief qr`)
+from zonechief import cli_qr, cli_serve  # noqa: E402,F401  (register `zonechief qr` and `zonechief serve`)
 
 if __name__ == "__main__":
     main()
