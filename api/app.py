@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import zonechief
-from api import admin, citizen, errors, geography, health, lookup, maps, middleware, ogc, open311, reports, tracking
+from api import admin, citizen, errors, geography, health, lookup, maps, middleware, ogc, open311, reports, tracking, webhooks
 from api.lookup import assignment_json  # noqa: F401  (re-exported: the CLI prints the same JSON)
 from gis.lookup import ZoneIndex
 from zonechief.services import Services
@@ -53,11 +53,13 @@ async def lifespan(app: FastAPI):
         except Exception as exc:
             log.warning("report store not opened at startup (%s); it will be retried on first use", type(exc).__name__)
         services.listen_for_reference_changes()
+        services.start_dispatcher()  # report events to webhook subscribers (zonechief.dispatcher)
     app.state.warm_up = health.WarmUp(_warm_hotspots)
     try:
         yield
     finally:
         await run_in_threadpool(services.stop_listening)
+        await run_in_threadpool(services.stop_dispatcher)
 
 
 def _warm_hotspots():
@@ -78,8 +80,8 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
     errors.install(app, html=citizen.error_page)  # the citizen's pages answer errors as HTML
     middleware.install(app, services.settings)
     middleware.install_docs(app)
-    for r in (reports.router, tracking.router, citizen.router, admin.router, open311.router, ogc.router, maps.router, health.router,
-              lookup.router(services.settings), geography.router):
+    for r in (reports.router, tracking.router, citizen.router, admin.router, webhooks.router, open311.router,
+              ogc.router, maps.router, health.router, lookup.router(services.settings), geography.router):
         app.include_router(r)
     app.add_api_route("/", maps.index_page, include_in_schema=False)  # HTML index linking the maps and /docs
     lookup.install_fast_lookup(app)

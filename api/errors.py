@@ -37,6 +37,7 @@ from zonechief.open311 import Open311Error
 from zonechief.photos import PhotoError
 from zonechief.reference import ImportRejected
 from zonechief.reports import NotFound, ReportError, TokenNotFound
+from zonechief.webhooks import WebhookError
 from zonechief.workflow import TransitionError
 
 log = logging.getLogger("zonechief.api")
@@ -203,6 +204,7 @@ ERRORS: dict[type[BaseException], Callable[[Request, BaseException], Answer]] = 
     TokenNotFound: Rule(404),
     FeedbackConflict: Rule(409, "Answer not taken"),
     PhotoError: _photo,
+    WebhookError: Rule(422, "Invalid webhook"),
     TransitionError: Rule(409, "Invalid status change"),
     ImportRejected: Rule(422, "Import rejected; nothing was changed"),
     # maps

@@ -172,6 +172,13 @@ class Database:
         return MapAggregates.for_db(self)
 
     @cached_property
+    def outbox(self):
+        """Report events and their webhook deliveries (store.outbox)."""
+        from store.outbox import OutboxRepository
+
+        return OutboxRepository.for_db(self)
+
+    @cached_property
     def reference_repo(self) -> ReferenceRepository:
         """The reference tables during an import."""
         return ReferenceRepository.for_db(self)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.tokens import new_token
@@ -188,3 +188,72 @@ class RateLimitBucket(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)  # COLLATE "C" on PostgreSQL
     tokens: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime]
+
+
+# 64-bit ids on PostgreSQL; SQLite's INTEGER PRIMARY KEY is 64-bit already (and only it autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class OutboxEvent(Base):
+    """A change to a report, written in the transaction of the change (zonechief.events) and delivered from here.
+
+    The id is the event's stable id: receivers de-duplicate by it, streams resume after it.
+    """
+
+    __tablename__ = "events_outbox"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    type: Mapped[str] = mapped_column(String(32))
+    report_id: Mapped[int] = mapped_column(Integer, index=True)
+    zone_id: Mapped[str | None] = mapped_column(String(32))
+    chief_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    category: Mapped[str | None] = mapped_column(String(5))
+    payload: Mapped[dict] = mapped_column(JSON)
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False)  # its deliveries exist
+    __table_args__ = (Index("ix_events_outbox_pending", "fanned_out", "id"),)
+
+
+class Webhook(Base):
+    """A subscriber: where to POST events (a generic JSON webhook or a WeCom group robot), which ones, signed how."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    kind: Mapped[str] = mapped_column(String(16))  # json | wecom
+    secret: Mapped[str] = mapped_column(String(200))  # HMAC key of X-Zonechief-Signature
+    filter: Mapped[dict] = mapped_column(JSON)  # {"zones": [...], "chiefs": [...], "categories": [...], "types": [...]}
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class WebhookDelivery(Base):
+    """One event for one subscriber: pending (its next attempt at next_at), delivered, or dead (given up)."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(BigId,
+                                          ForeignKey("events_outbox.id", ondelete="CASCADE"))
+    report_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12))  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime]  # due (pending), or the end of the lease of the attempt under way
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status
+    last_error: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_event"),
+                      Index("ix_webhook_deliveries_due", "status", "webhook_id", "next_at"),
+                      Index("ix_webhook_deliveries_report", "webhook_id", "report_id", "event_id"))
+
+
+class StaffSession(Base):
+    """A signed-in staff page (/chief): a key exchanged for a cookie; stored by hash, revocable, expiring."""
+
+    __tablename__ = "staff_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the cookie's value
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)

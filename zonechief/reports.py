@@ -26,6 +26,7 @@ from store.db import Database
 from store.media import MediaStore
 from store.models import Report, ReportEvent, ReportMedia
 from store.tokens import looks_like_token
+from zonechief import events
 from zonechief.feedback import REOPENS, FeedbackConflict, FeedbackIn, answer_state, reopen_note
 from zonechief.intake import Located, Placed, intake, utc_times
 from zonechief.photos import Photo, exif_distance_m
@@ -174,9 +175,11 @@ class Reports:
     """Filing, changing and reading reports: the application over the zone index and the report store."""
 
     def __init__(self, db: Database, index, facilities, categories, gazetteer=None, provider=None,
-                 min_confidence: float = 0.75, media: MediaStore | None = None):
+                 min_confidence: float = 0.75, media: MediaStore | None = None, public_url: str = ""):
         self.db = db
         self.media = media
+        self.public_url = public_url  # tracking links in events (zonechief.events)
+        self.on_events: list = []  # called after a commit that wrote events (the dispatcher wakes up)
         self.index = index
         self.facilities = facilities
         self.category_codes = set(categories["code"])
@@ -239,6 +242,8 @@ class Reports:
         try:
             with self.db.sessions.begin() as s:
                 s.add(r)
+                s.flush()  # the id, which the events name
+                s.add_all(events.on_created(r, now, self.public_url))
         except IntegrityError:
             # A concurrent request with the same key won the race: answer with its report.
             if data.idempotency_key:
@@ -246,6 +251,7 @@ class Reports:
                 if existing is not None:
                     return existing, False
             raise
+        self._told()
         return r, True
 
     def _stored_media(self, photos: Sequence[Photo], kind: str, lon: float | None, lat: float | None,
@@ -309,10 +315,14 @@ class Reports:
             if not state.replaces:
                 r.first_rated_at = now
             r.updated_at = now
+            s.add(events.on_rated(r, now, self.public_url))
             if fb.outcome == REOPENS and r.status == "resolved":
                 check_transition(r.id, r.status, "in_progress", has_zone=r.zone_id is not None)
                 r.status = "in_progress"
-                r.history.append(ReportEvent(status="in_progress", at=now, actor="citizen", note=reopen_note(fb)))
+                note = reopen_note(fb)
+                r.history.append(ReportEvent(status="in_progress", at=now, actor="citizen", note=note))
+                s.add(events.on_status(r, "resolved", now, "citizen", note, self.public_url))
+        self._told()
         return self.get(report_id)
 
     def _by_key(self, key: str) -> Report | None:
@@ -328,10 +338,20 @@ class Reports:
             if r is None:
                 raise NotFound(report_id)
             check_transition(report_id, r.status, status, has_zone=r.zone_id is not None)
-            r.status = status
+            before, r.status = r.status, status
             r.updated_at = now
             r.history.append(ReportEvent(status=status, at=now, actor=actor, note=note))
+            s.add(events.on_status(r, before, now, actor, note, self.public_url))
+        self._told()
         return self.get(report_id)
+
+    def _told(self) -> None:
+        """After a commit that wrote events: wake whoever delivers them (never fails the change)."""
+        for fn in self.on_events:
+            try:
+                fn()
+            except Exception:  # the dispatcher's poll picks the events up anyway
+                pass
 
     # -------------------------------------------------------------- reading
     def get(self, report_id: int) -> Report:

@@ -19,6 +19,7 @@ from zonechief.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from store.notify import ReferenceListener
+    from zonechief.dispatcher import Dispatcher
 
 log = logging.getLogger("zonechief.services")
 
@@ -55,6 +56,7 @@ class Services:
         self._fingerprint: str | None = None
         self._limits = None
         self._listener: ReferenceListener | None = None
+        self._dispatcher: Dispatcher | None = None
 
     @property
     def index(self) -> ZoneIndex:
@@ -236,8 +238,34 @@ class Services:
         provider = None
         if self.settings.amap_key:
             provider = AmapProvider(self.settings.amap_key, base_url=self.settings.amap_base_url)
-        return Reports(self.db, self.index, self.facilities, self.categories, provider=provider,
-                       min_confidence=self.settings.address_min_confidence, media=self.media)
+        reports = Reports(self.db, self.index, self.facilities, self.categories, provider=provider,
+                          min_confidence=self.settings.address_min_confidence, media=self.media,
+                          public_url=self.settings.public_url)
+        reports.on_events.append(self._wake_dispatcher)
+        return reports
+
+    def _wake_dispatcher(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.wake()
+
+    def start_dispatcher(self) -> None:
+        """Deliver report events to webhook subscribers from this process (zonechief.dispatcher)."""
+        from zonechief.dispatcher import Dispatcher
+
+        with self._lock:
+            if self._dispatcher is None:
+                self._dispatcher = Dispatcher(lambda: self.db.outbox, self.category_names).start()
+
+    def stop_dispatcher(self) -> None:
+        """Stop delivering (attempts under way finish or their leases run out)."""
+        d, self._dispatcher = self._dispatcher, None
+        if d is not None:
+            d.stop()
+
+    def category_names(self) -> dict[str, str]:
+        """Category code → name."""
+        c = self.categories
+        return dict(zip(c["code"], c["name"]))
 
     @cached_property
     def media(self):

@@ -1,0 +1,143 @@
+"""The dispatcher: a thread in each API process that delivers the outbox to webhook subscribers.
+
+Each round it fans new events out into deliveries (store.outbox), then leases the due deliveries
+of each subscriber and sends them from a thread pool, at most PER_WEBHOOK at once per subscriber,
+so a receiver that hangs holds only its own slots. A round starts when the process wrote events
+(`wake`, called by zonechief.reports after the commit) or after POLL_S, which also picks up what
+another process or a crashed one left (its leases run out after LEASE).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import httpx
+
+from store.outbox import Claimed, OutboxRepository
+from zonechief import webhooks as W
+
+log = logging.getLogger("zonechief.dispatcher")
+
+POLL_S = 1.0
+LEASE = timedelta(seconds=30)  # an attempt's outcome not recorded within this (a crash) → tried again
+PER_WEBHOOK = 4  # deliveries in flight per subscriber
+THREADS = 32
+MAX_BODY = 65536  # bytes of a receiver's answer read (WeCom's errcode)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Dispatcher:
+    """Delivers events to webhooks in the background; `start`, `wake`, `stop`."""
+
+    def __init__(self, open_repo: Callable[[], OutboxRepository], category_names: Callable[[], dict[str, str]], *,
+                 poll_s: float = POLL_S, lease: timedelta = LEASE, per_webhook: int = PER_WEBHOOK,
+                 timeout_s: float = W.RECEIVER_TIMEOUT_S):
+        self._open_repo, self._category_names = open_repo, category_names
+        self.poll_s, self.lease, self.per_webhook, self.timeout_s = poll_s, lease, per_webhook, timeout_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="zonechief-dispatcher", daemon=True)
+        self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="zonechief-webhook")
+        self._in_flight: Counter[int] = Counter()
+        self._lock = threading.Lock()
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False,
+                                    limits=httpx.Limits(max_connections=THREADS))
+
+    def start(self) -> "Dispatcher":
+        """Start delivering."""
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """Start a round now (events were written)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the attempts under way (their outcome is recorded, or their lease runs out)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+    # -------------------------------------------------------------- rounds
+    def _run(self) -> None:
+        delay = self.poll_s
+        while not self._stop.is_set():
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.round()
+                delay = self.poll_s
+            except Exception as exc:  # the database is down, most likely: try again, less often
+                cause = getattr(exc, "orig", None) or exc
+                log.warning("dispatcher: %s: %s", type(cause).__name__, (str(cause).splitlines() or [""])[0])
+                delay = min(10 * self.poll_s, delay * 2)
+
+    def round(self) -> int:
+        """Fan out what is new, then start the due attempts; returns how many were started."""
+        repo = self._open_repo()
+        while repo.fan_out(W.takes, _now()) == 500:
+            pass
+        hooks = repo.webhooks()
+        started = 0
+        for wid in repo.due_webhooks(_now()):
+            hook = hooks.get(wid)
+            with self._lock:
+                free = self.per_webhook - self._in_flight[wid]
+            if hook is None or free <= 0:
+                continue
+            for c in repo.claim(wid, _now(), self.lease, free):
+                with self._lock:
+                    self._in_flight[wid] += 1
+                self._pool.submit(self._attempt, repo, wid, hook, c)
+                started += 1
+        return started
+
+    # -------------------------------------------------------------- one attempt
+    def _attempt(self, repo: OutboxRepository, wid: int, hook: dict, c: Claimed) -> None:
+        try:
+            status, error, ok = None, None, False
+            try:
+                data = W.body(hook["kind"], c.event_id, c.payload, self._category_names())
+                status, text = self._post(hook["url"], data, W.headers(c.event_id, c.event_type, hook["secret"], data))
+                ok = W.accepted(hook["kind"], status, text)
+                if not ok:
+                    error = f"HTTP {status}: {text[:300]}"
+            except Exception as exc:  # unreachable, refused, timed out: all mean "later"
+                error = f"{type(exc).__name__}: {exc}"[:500]
+            now = _now()
+            retry = None if ok else W.next_attempt(c.attempts, c.event_at, now)
+            repo.finish(c.delivery_id, now, delivered=ok, status=status, error=error, retry_at=retry)
+            if not ok and retry is None:
+                log.warning("webhook %s: event %s dead-lettered after %s attempts (%s)", wid, c.event_id, c.attempts, error)
+        except Exception as exc:  # recording failed (database down): the lease runs out and it is tried again
+            log.warning("webhook %s: event %s: outcome not recorded (%s)", wid, c.event_id, type(exc).__name__)
+        finally:
+            with self._lock:
+                self._in_flight[wid] -= 1
+            self._wake.set()  # the report's next delivery may go now
+
+    def _post(self, url: str, data: bytes, headers: dict) -> tuple[int, str]:
+        """POST within the receiver timeout, reading at most MAX_BODY of the answer."""
+        deadline = time.monotonic() + self.timeout_s
+        with self._client.stream("POST", url, content=data, headers=headers) as resp:
+            got = bytearray()
+            for chunk in resp.iter_bytes():
+                got += chunk
+                if len(got) >= MAX_BODY:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the receiver did not answer within {self.timeout_s:.0f} s")
+            return resp.status_code, got[:MAX_BODY].decode("utf-8", "replace")
