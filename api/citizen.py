@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -21,7 +22,7 @@ from starlette.datastructures import UploadFile
 
 from api import citizen_track
 from api.auth import Caller
-from api.citizen_pages import KIND_WORDS, Refused, base_url, error_page, page
+from api.citizen_pages import KIND_WORDS, Refused, base_url, clean_text, error_page, page, same_site_only
 from api.deps import CallerDep, limit_public_submissions, services_of
 from api.errors import Problem
 from api.reports import read_photos
@@ -29,18 +30,22 @@ from gis.categories import categories_for_kind
 from gis.service_codes import UnknownServiceCode, resolve_service_code
 from store.models import Report
 from zonechief.photos import PhotoError
-from zonechief.reports import Location, Reporter, ReportError, ReportIn
+from zonechief.reports import KeyReused, Location, Reporter, ReportError, ReportIn
 
 __all__ = ["router", "error_page"]
 router = APIRouter(include_in_schema=False)
 router.include_router(citizen_track.router)
 
-FORM_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # secrets.token_urlsafe(16) is 22 characters
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")  # secrets.token_urlsafe(16) is 22 characters
 KEY_PREFIX = "web:"  # form keys never meet the idempotency keys API clients choose
-PHONE = re.compile(r"^[0-9+\-() ]{5,40}$")
+PHONE = re.compile(r"[0-9+\-() ]{5,40}")  # after NFKC: a Chinese keyboard's full-width ０-９（）－＋ are ASCII
 TEXT_FIELDS = ("category", "description", "name", "phone", "form_key", "address", "crs")
+REPLAYED = ("这份表单已经提交过，内容却不同；请检查后再次提交（将作为新的反映）/ this form was already sent with other "
+            "content; check it and send again (it will be a new report)")
+EMPTY_PHOTO = "是空文件（0 字节），请重新选择 / is empty (0 bytes); please choose it again"
 COMMON_ANYWHERE = 10  # /report offers the categories most reported anywhere first
 CRSES = ("wgs84", "gcj02")  # GPS, or a point copied from WeChat / Amap
+CODE_SHAPE = re.compile(r"[A-Za-z0-9_.-]{1,40}")  # what a service code on a sign can look like
 
 
 @dataclass
@@ -75,8 +80,10 @@ def find_place(services, code: str) -> Place:
     try:
         g = resolve_service_code(code, services.facilities)
     except UnknownServiceCode:
-        raise Problem(404, f"没有找到城市服务码 {code}，请核对设施上的号码，或在地图上反映问题 / no facility has the city "
-                           f"service code {code!r}; check the code on the sign, or report on the map at /report") from None
+        # Echoed only when it looks like a code: a crafted link must not put its own words on an official page.
+        shown = code if CODE_SHAPE.fullmatch(code) else "?"
+        raise Problem(404, f"没有找到城市服务码 {shown}，请核对设施上的号码，或在地图上反映问题 / no facility has the city "
+                           f"service code {shown}; check the code on the sign, or report on the map at /report") from None
     f = services.facilities
     row = f[f.facility_id == g.facility_id].iloc[0]
     kind = str(row.get("kind") or "")
@@ -117,7 +124,7 @@ def form_page(request: Request, place: Place | None, values: dict | None = None,
     services = services_of(request)
     s = services.settings
     values = dict(values or {})
-    if not FORM_KEY.match(values.get("form_key") or ""):
+    if not FORM_KEY.fullmatch(values.get("form_key") or ""):
         values["form_key"] = secrets.token_urlsafe(16)
     common, groups = category_choices(services, place.kind if place else None)
     return page(request, "report.html", refused.status if refused else 200, place=place, values=values,
@@ -161,7 +168,7 @@ def _check(v: dict, codes: set) -> dict:
         errors["category"] = f"没有这个问题类型 {v['category']} / unknown category {v['category']!r}; please choose one from the list"
     if len(v["description"]) > 2000:
         errors["description"] = f"问题描述最多 2000 字（现在 {len(v['description'])} 字）/ at most 2000 characters"
-    if v["phone"] and not (PHONE.match(v["phone"]) and sum(c.isdigit() for c in v["phone"]) >= 5):
+    if v["phone"] and not (PHONE.fullmatch(v["phone"]) and sum(c.isdigit() for c in v["phone"]) >= 5):
         errors["phone"] = "电话号码只能有数字、+、-、括号和空格 / a phone number has digits, + - ( ) and spaces only"
     if len(v["name"]) > 100:
         errors["name"] = "称呼最多 100 字 / a name has at most 100 characters"
@@ -177,7 +184,7 @@ def file_report(services, caller: Caller, v: dict, files: list, place: Place | N
         where, source = _location(v, errors)
     if errors or where is None:
         return Refused(422, errors)
-    key = v["form_key"] if FORM_KEY.match(v["form_key"]) else None
+    key = v["form_key"] if FORM_KEY.fullmatch(v["form_key"]) else None
     reporter = Reporter(name=v["name"] or None, phone=v["phone"] or None) if v["name"] or v["phone"] else None
     try:
         data = ReportIn(source=source, category=v["category"], description=v["description"], location=where,
@@ -185,12 +192,21 @@ def file_report(services, caller: Caller, v: dict, files: list, place: Place | N
     except ValidationError as exc:  # the checks above should catch everything; name the field if not
         return Refused(422, {str(e["loc"][-1]) if e["loc"] else "form": e["msg"] for e in exc.errors()})
     s = services.settings
+    # A named file of 0 bytes is a photo the phone failed to read (an unnamed one is the empty input: skipped).
+    empty = next((f"照片 {i}（{f.filename}）{EMPTY_PHOTO}" for i, f in enumerate(files, 1) if f.filename and not f.size), None)
+    if empty:
+        return Refused(422, {"photo": empty})
     try:
         photos = read_photos(files, s.max_photos, s.max_photo_bytes)
     except PhotoError as exc:
         return Refused(exc.status, {"photo": str(exc)})
     try:
         report, _ = services.reports.create(data, actor=caller.actor, photos=photos)
+    except KeyReused:
+        # The key of a form already sent, with other content: not a double tap (zonechief.reports decides);
+        # a new key is drawn instead.
+        v["form_key"] = ""
+        return Refused(409, {"form": REPLAYED})
     except ReportError as exc:
         return Refused(422, {"location" if place is None else "form": str(exc)})
     return report
@@ -201,7 +217,8 @@ async def submit(request: Request, caller: Caller, place: Place | None) -> Respo
     services = services_of(request)
     form = await request.form(max_files=services.settings.max_photos + 10, max_fields=40)
     try:
-        v = {k: str(form.get(k) or "").strip() for k in TEXT_FIELDS}
+        v = {k: clean_text(str(form.get(k) or "")).strip() for k in TEXT_FIELDS}
+        v["phone"] = unicodedata.normalize("NFKC", v["phone"]).strip()
         # lon/lat may come twice (the map's hidden fields and typed ones): the first that has a value.
         for k in ("lon", "lat"):
             v[k] = next((str(x).strip() for x in form.getlist(k) if str(x).strip()), "")
@@ -221,7 +238,7 @@ def code_form(code: str, request: Request):
     return form_page(request, find_place(services_of(request), code))
 
 
-@router.post("/r/{code:path}", dependencies=[Depends(limit_public_submissions)])
+@router.post("/r/{code:path}", dependencies=[Depends(same_site_only), Depends(limit_public_submissions)])
 async def code_submit(code: str, request: Request, caller: CallerDep):
     """File a report at the facility of this code."""
     place = await run_in_threadpool(find_place, services_of(request), code)
@@ -234,7 +251,7 @@ def anywhere_form(request: Request):
     return form_page(request, None)
 
 
-@router.post("/report", dependencies=[Depends(limit_public_submissions)])
+@router.post("/report", dependencies=[Depends(same_site_only), Depends(limit_public_submissions)])
 async def anywhere_submit(request: Request, caller: CallerDep):
     """File a report at the position or address given."""
     return await submit(request, caller, None)

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.citizen_pages import Refused, base_url, page
+from api.citizen_pages import NO_INDEX, Refused, base_url, clean_text, page, same_site_only
 from api.deps import limit_public_submissions, services_of
 from api.tracking import view
 from zonechief.feedback import OUTCOMES, FeedbackConflict, FeedbackIn
@@ -25,7 +25,7 @@ def track_page(request: Request, token: str, filed: bool = False, values: dict |
     """The tracking page (blocking: reads the store)."""
     services = services_of(request)
     v = view(services, token)  # TokenNotFound: the 404 page
-    return page(request, "track.html", refused.status if refused else 200, view=v, token=token, filed=filed,
+    return page(request, "track.html", refused.status if refused else 200, NO_INDEX, view=v, token=token, filed=filed,
                 link=f"{services.settings.public_url}/t/{token}", outcomes=OUTCOMES, ratings=RATINGS,
                 values=values or {}, errors=refused.errors if refused else {},
                 action=f"{base_url(request)}/t/{token}")
@@ -59,11 +59,11 @@ def tracking(token: str, request: Request, filed: str | None = None):
     return track_page(request, token, filed == "1")
 
 
-@router.post("/t/{token}", dependencies=[Depends(limit_public_submissions)])
+@router.post("/t/{token}", dependencies=[Depends(same_site_only), Depends(limit_public_submissions)])
 async def tracking_answer(token: str, request: Request):
     """The citizen's answer: fixed / partly fixed / not fixed, a rating and a comment."""
     form = await request.form(max_files=0, max_fields=10)
-    v = {k: str(form.get(k) or "").strip() for k in ("outcome", "rating", "comment")}
+    v = {k: clean_text(str(form.get(k) or "")).strip() for k in ("outcome", "rating", "comment")}
     services = services_of(request)
     refused = await run_in_threadpool(answer, services, token, v)
     if refused is not None:

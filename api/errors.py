@@ -36,7 +36,7 @@ from zonechief.feedback import FeedbackConflict
 from zonechief.open311 import Open311Error
 from zonechief.photos import PhotoError
 from zonechief.reference import ImportRejected
-from zonechief.reports import NotFound, ReportError, TokenNotFound
+from zonechief.reports import KeyReused, NotFound, ReportError, TokenNotFound
 from zonechief.webhooks import WebhookError
 from zonechief.workflow import TransitionError
 
@@ -202,6 +202,7 @@ ERRORS: dict[type[BaseException], Callable[[Request, BaseException], Answer]] = 
     ReportError: Rule(422, "Invalid report"),
     NotFound: Rule(404, detail=lambda exc: f"no report {exc.args[0]}"),
     TokenNotFound: Rule(404),
+    KeyReused: Rule(409, "Idempotency key reused"),
     FeedbackConflict: Rule(409, "Answer not taken"),
     PhotoError: _photo,
     WebhookError: Rule(422, "Invalid webhook"),

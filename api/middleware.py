@@ -28,8 +28,8 @@ def photo_body_limit(settings: Settings) -> int:
 
 
 def carries_photos(method: str, path: str) -> bool:
-    """The requests that upload photos: the citizen's report forms and staff's photo uploads."""
-    return method == "POST" and (path.startswith("/r/") or path == "/report"
+    """The requests that upload photos: the citizen's report forms, staff's photo uploads, the chief's page's forms."""
+    return method == "POST" and (path.startswith(("/r/", "/chief/reports/")) or path == "/report"
                                  or (path.startswith("/v1/reports/") and path.endswith("/photos")))
 
 
@@ -97,7 +97,11 @@ class BodyLimitMiddleware:
 
     @staticmethod
     async def _reply(scope, receive, send, status, detail):
-        resp = problem_response(Request(scope), status, detail, headers={"Connection": "close"})
+        # Through the app's own handler (api.errors): a citizen's page gets the bilingual error page, not JSON.
+        exc = StarletteHTTPException(status, detail, headers={"Connection": "close"})
+        handler = getattr(scope.get("app"), "exception_handlers", {}).get(StarletteHTTPException)
+        resp = await handler(Request(scope), exc) if handler else problem_response(Request(scope), status, detail,
+                                                                                    headers=exc.headers)
         await resp(scope, receive, send)
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from fastapi import APIRouter, Depends, Response
 
+from api.citizen_pages import NO_INDEX, NO_STORE
 from api.deps import ServicesDep, limit_public_submissions
 from zonechief.feedback import FeedbackIn
 from zonechief.reports import NotFound, TokenNotFound
@@ -25,8 +26,9 @@ def view(services, token: str) -> dict:
 
 
 @router.get("/v1/track/{token}", summary="A report as its citizen sees it, by tracking token")
-def track(token: str, services: ServicesDep):
+def track(token: str, services: ServicesDep, response: Response):
     """Status and history in plain words, the chief's public name and phone, the resolution, whether an answer is taken."""
+    response.headers.update({**NO_STORE, **NO_INDEX})  # the report's state now, reached by a credential
     return view(services, token)
 
 
@@ -35,9 +37,10 @@ def track(token: str, services: ServicesDep):
              description="已解决 / 部分解决 / 未解决 (fixed / partly_fixed / not_fixed), a rating 1–5 and a comment; "
                          "once per report, replaced by a second answer within 7 days. `not_fixed` reopens a resolved "
                          "report. 409 before resolution or after the window.")
-def feedback(token: str, body: FeedbackIn, services: ServicesDep):
+def feedback(token: str, body: FeedbackIn, services: ServicesDep, response: Response):
     """Store the answer; the report's tracking view back."""
     services.reports.give_feedback(token, body)
+    response.headers.update({**NO_STORE, **NO_INDEX})
     return view(services, token)
 
 
@@ -49,4 +52,4 @@ def tracked_photo(token: str, media_id: int, services: ServicesDep):
         m, data = services.reports.photo(r.id, media_id)
     except NotFound:
         raise TokenNotFound(token) from None
-    return Response(data, media_type=m.content_type, headers={"Cache-Control": "private, max-age=86400"})
+    return Response(data, media_type=m.content_type, headers={"Cache-Control": "private, max-age=86400", **NO_INDEX})

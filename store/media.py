@@ -13,7 +13,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-_KEY = re.compile(r"^[0-9a-f]{64}$")
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 class MediaMissing(KeyError):
@@ -27,7 +27,7 @@ def media_key(data: bytes) -> str:
 
 def check_key(key: str) -> str:
     """`key` if it is a sha256 in hex; ValueError otherwise (nothing else may reach a path or a bucket)."""
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not isinstance(key, str) or not _KEY.fullmatch(key):  # match() with $ would let "…\n" through
         raise ValueError(f"not a media key: {key!r}")
     return key
 

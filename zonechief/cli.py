@@ -509,4 +509,8 @@ def map_cmd(kind, out, basemap, standalone, static_url, since, until, category, 
 from zonechief import cli_qr, cli_serve  # noqa: E402,F401  (register `zonechief qr` and `zonechief serve`)
 
 if __name__ == "__main__":
-    main()
+    # `python -m zonechief.cli`: this module runs as __main__, and cli_serve/cli_qr registered their
+    # commands on the imported zonechief.cli, so run that one.
+    from zonechief.cli import main as _main
+
+    _main()

@@ -4,9 +4,16 @@ Attaches itself to `zonechief.cli.main` when imported (the end of zonechief/cli.
 """
 from __future__ import annotations
 
+import logging
+import re
+
 import click
 
 from zonechief.cli import _fail, _safe_url, _store_url, _with_bar, main
+
+# Event streams (/v1/chiefs/{id}/events) never end by themselves: on shutdown, requests still open after
+# this long are cut (a stream's client resumes elsewhere with Last-Event-ID).
+GRACE_S = 10
 
 
 @main.command()
@@ -38,7 +45,8 @@ def serve(host, port, workers, demo, demo_reports):
         app = create_app(open_store=True)
         _open_store(app.state.services, demo, demo_reports)
         click.echo(listening, err=True)
-        uvicorn.run(app, host=host, port=port, log_level="info", log_config=_log_config(pids=False))
+        uvicorn.run(app, host=host, port=port, log_level="info", log_config=_log_config(pids=False),
+                    timeout_graceful_shutdown=GRACE_S)
         return
     services = Services()
     _open_store(services, demo, demo_reports)  # once, before any worker takes requests
@@ -48,7 +56,7 @@ def serve(host, port, workers, demo, demo_reports):
     # A worker starting up (imports, the index) on a busy machine may not answer uvicorn's ping for
     # seconds, nor one compiling a kernel: at the default 5 s it is killed, and starts again as slowly.
     uvicorn.run("api.app:serve_app", factory=True, workers=workers, host=host, port=port, log_level="info",
-                log_config=_log_config(pids=True), timeout_worker_healthcheck=30)
+                log_config=_log_config(pids=True), timeout_worker_healthcheck=30, timeout_graceful_shutdown=GRACE_S)
 
 
 def _default_public_url(s, host: str, port: int) -> None:
@@ -85,7 +93,22 @@ def _log_config(pids: bool) -> dict:
         for f in cfg["formatters"].values():
             f["fmt"] = f["fmt"].replace("%(levelprefix)s ", "%(levelprefix)s [%(process)d] ", 1)
     cfg["loggers"]["zonechief"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    cfg.setdefault("filters", {})["tracking_tokens"] = {"()": "zonechief.cli_serve.MaskTrackingTokens"}
+    cfg["handlers"]["access"].setdefault("filters", []).append("tracking_tokens")
     return cfg
+
+
+class MaskTrackingTokens(logging.Filter):
+    """Access-log lines show only the start of a tracking token: the token is a citizen's only key to a report."""
+
+    TOKEN = re.compile(r"(/t/|/track/)([0-9a-f]{4})[0-9a-f]{28}")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the path argument of uvicorn's access record (client, method, path, version, status)."""
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], self.TOKEN.sub(r"\1\2…", args[2]), *args[3:])
+        return True
 
 
 def _seed_if_empty(reports, n: int):

@@ -11,6 +11,7 @@ from gis.errors import ZonechiefError
 from gis.localtime import LOCAL as CST
 from gis.localtime import is_bare_date, parse_instant
 from store.models import Report
+from zonechief.tracking import note_for
 from zonechief.workflow import OPEN_STATUSES, STATUSES
 
 DEFAULT_WINDOW = timedelta(days=90)
@@ -90,11 +91,12 @@ def reporter_name(first: str | None, last: str | None) -> str | None:
     return f"{first} {last}".strip()
 
 
-def latest_note(r: Report) -> str | None:
-    """The newest note in a report's history, as the spec's status_notes."""
+def latest_note(r: Report, audience: str = "public") -> str | None:
+    """The newest note in a report's history `audience` may read (zonechief.tracking.note_for), as status_notes."""
     for e in reversed(r.history):
-        if e.note:
-            return e.note
+        note = note_for(e, audience)
+        if note:
+            return note
     return None
 
 
@@ -113,7 +115,7 @@ def request_view(r: Report, categories: dict[str, str], zone_names: dict[str, st
     return {
         "service_request_id": str(r.id),
         "status": open311_status(r.status),
-        "status_notes": latest_note(r),
+        "status_notes": latest_note(r, "public" if public_url is None else "staff"),
         "service_name": categories.get(r.category),
         "service_code": r.category,
         "description": r.description or None,

@@ -1,6 +1,8 @@
 """Report photos from phones: checked from their bytes, metadata stripped, resized, re-encoded.
 
-A citizen attaches up to three photos to a report. What happens to each upload, in order:
+A citizen attaches up to three photos to a report. At most DECODE_SLOTS photos are decoded at once in a
+process (one can take ~240 MB and seconds of CPU); one that waits longer than DECODE_WAIT_S is 503.
+What happens to each upload, in order:
 
 1. Size: more than `max_bytes` is refused (413) before anything is decoded.
 2. Type, from the bytes alone (magic numbers; a file name or a declared content type is never
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +51,15 @@ MAX_PIXELS = 50_000_000
 PNG_AS_JPEG_BYTES = 1_048_576  # an opaque PNG whose re-encoding is larger than this is stored as JPEG
 JPEG_QUALITY = 85
 WEBP_QUALITY = 85
+# Photos decoded at once in a process: each may take ~200 MB (MAX_PIXELS of RGBA, then its resized copy), and a
+# small flat PNG can claim 50 MP, so without a bound a burst of uploads is a burst of gigabytes. Others wait.
+DECODE_SLOTS = 2
+DECODE_WAIT_S = 30.0
+DECODES = threading.BoundedSemaphore(DECODE_SLOTS)
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), for the great-circle distance
 
 UNSUPPORTED = "不是支持的图片格式（JPEG、PNG、WebP、HEIC）/ not a supported image (JPEG, PNG, WebP, HEIC)"
+BUSY = "现在处理照片的人太多，请稍后再提交 / too many photos are being processed; please send again shortly"
 
 # ISO-BMFF major brands of HEIF still images and sequences (ISO/IEC 23008-12); AVIF ("avif") is not among them.
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"})
@@ -59,7 +68,7 @@ pillow_heif.register_heif_opener()  # once, at import: Image.open then knows the
 
 
 class PhotoError(ZonechiefError, ValueError):
-    """A photo that cannot be accepted; `status` is 413 (too large) or 415 (not a supported image)."""
+    """A photo that cannot be accepted; `status` is 413 (too large), 415 (not a supported image) or 503 (busy)."""
 
     def __init__(self, message: str, status: int = 415):
         super().__init__(message)
@@ -99,6 +108,16 @@ def process_photo(data: bytes, max_bytes: int, max_side: int = MAX_SIDE) -> Phot
     kind = sniff(data)
     if kind is None:
         raise PhotoError(UNSUPPORTED, status=415)
+    if not DECODES.acquire(timeout=DECODE_WAIT_S):
+        raise PhotoError(BUSY, status=503)
+    try:
+        return _process(data, kind, max_side)
+    finally:
+        DECODES.release()
+
+
+def _process(data: bytes, kind: str, max_side: int) -> Photo:
+    """Decode, check, turn, resize and re-encode (one of DECODE_SLOTS at a time)."""
     try:
         im = _decode(data, kind, max_side)
         lon, lat = exif_position(im)

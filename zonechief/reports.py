@@ -30,7 +30,7 @@ from zonechief import events
 from zonechief.feedback import REOPENS, FeedbackConflict, FeedbackIn, answer_state, reopen_note
 from zonechief.intake import Located, Placed, intake, utc_times
 from zonechief.photos import Photo, exif_distance_m
-from zonechief.tracking import last_resolved_at
+from zonechief.tracking import last_resolved_at, note_for
 from zonechief.workflow import OPEN_STATUSES, check_status, check_transition
 
 EXIF_NOTE_M = 1000.0  # a photo taken farther than this from the report's point is pointed out to staff
@@ -43,6 +43,19 @@ class ReportError(ZonechiefError, ValueError):
 
 class NotFound(ZonechiefError, KeyError):
     """No report with that id (args[0])."""
+
+
+class KeyReused(ZonechiefError, ValueError):
+    """An idempotency key sent again with another report (409): not a retry. Answering with the first
+    report would hand its tracking link to whoever guesses the key."""
+
+
+def same_report(r: Report, data: "ReportIn") -> bool:
+    """Whether `data` is what report `r` was filed with (a retry of it)."""
+    who = data.reporter
+    return (r.category, r.description or "", r.location_input, r.reporter_name, r.reporter_phone, r.photo_url) == (
+        data.category, data.description or "", data.location.as_received(), who.name if who else None,
+        who.phone if who else None, data.photo_url)
 
 
 class TokenNotFound(ZonechiefError, KeyError):
@@ -151,7 +164,8 @@ def report_to_dict(r: Report, personal: bool, public_url: str | None = None, tra
         "chief_id": r.chief_id,
         "status": r.status,
         "photo_url": r.photo_url,
-        "history": [{"status": e.status, "at": e.at.isoformat(), "actor": e.actor, "note": e.note} for e in r.history],
+        "history": [{"status": e.status, "at": e.at.isoformat(), "actor": e.actor,
+                     "note": note_for(e, "staff" if personal else "public")} for e in r.history],
     }
     if personal or tracking:
         d["tracking_url"] = f"{public_url or ''}/t/{r.tracking_token}"
@@ -220,7 +234,7 @@ class Reports:
         if data.category not in self.category_codes:
             raise ReportError(f"unknown category {data.category!r}; GET /v1/categories lists the GB/T 47678.5 codes")
         if data.idempotency_key:
-            existing = self._by_key(data.idempotency_key)
+            existing = self._replayed(data)
             if existing is not None:
                 return existing, False
         now = now or datetime.now(timezone.utc)
@@ -247,7 +261,7 @@ class Reports:
         except IntegrityError:
             # A concurrent request with the same key won the race: answer with its report.
             if data.idempotency_key:
-                existing = self._by_key(data.idempotency_key)
+                existing = self._replayed(data)
                 if existing is not None:
                     return existing, False
             raise
@@ -325,6 +339,14 @@ class Reports:
         self._told()
         return self.get(report_id)
 
+    def _replayed(self, data: "ReportIn") -> Report | None:
+        """The report filed before with this idempotency key, if any; KeyReused if it was another report."""
+        existing = self._by_key(data.idempotency_key)  # type: ignore[arg-type]
+        if existing is not None and not same_report(existing, data):
+            raise KeyReused(f"idempotency key {data.idempotency_key!r} was used for another report; "
+                            "send a new key for a new report")
+        return existing
+
     def _by_key(self, key: str) -> Report | None:
         return self.db.report_repo.by_key(key)
 
@@ -373,4 +395,5 @@ class Reports:
         return self.db.report_repo.queue(chief_id, OPEN_STATUSES, limit)
 
 
-__all__ = ["ReportIn", "Location", "Reporter", "Reports", "ReportError", "NotFound", "TokenNotFound", "report_to_dict"]
+__all__ = ["ReportIn", "Location", "Reporter", "Reports", "ReportError", "NotFound", "TokenNotFound", "KeyReused",
+           "report_to_dict"]

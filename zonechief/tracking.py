@@ -21,8 +21,17 @@ STATUS_WORDS = {
     "rejected": ("不予受理", "not accepted"),
     "duplicate": ("重复反映，已并入其他问题", "a duplicate of another report"),
 }
-# History notes a citizen may read: the resolution, and their own answers (zonechief.feedback.reopen_note).
-PUBLIC_NOTE_STATUSES = ("resolved", "rejected", "duplicate")
+# Which history notes who may read. A note given with a status change is the public word on it, as
+# Open311's status_notes (the chief's page says so beside the field); the citizen's own comments (their
+# answers) are for them and staff only, since they often name homes and people.
+
+
+def note_for(e, audience: str) -> str | None:
+    """The note of history event `e` as `audience` may read it: "staff" and "citizen" (the tracking link's
+    holder) all of them; "public" all but the citizen's own."""
+    if audience == "public" and e.actor == "citizen":
+        return None
+    return e.note
 
 
 def last_resolved_at(r: Report) -> datetime | None:
@@ -48,9 +57,8 @@ def tracking_view(r: Report, roster, categories: dict[str, str], now: datetime) 
     steps = []
     for e in r.history:
         zh, en = STATUS_WORDS.get(e.status, (e.status, e.status))
-        public = e.status in PUBLIC_NOTE_STATUSES or e.actor == "citizen"
         steps.append({"status": e.status, "label_zh": zh, "label_en": en, "at": e.at.isoformat(),
-                      "note": e.note if public else None})
+                      "note": note_for(e, "citizen")})
     resolution = next((e for e in reversed(r.history) if e.status == "resolved"), None)
     state = answer_state(r.status, last_resolved_at(r), r.first_rated_at, now)
     zh, en = STATUS_WORDS.get(r.status, (r.status, r.status))

@@ -170,7 +170,7 @@ def test_the_same_form_key_twice_files_one_report(live):
     key = form_key(client)
     before = count(url)
     first = token_of(post_code(client, form_key=key))
-    again = token_of(post_code(client, form_key=key, description="double tap"))
+    again = token_of(post_code(client, form_key=key))  # a double tap: the same form twice
     assert first == again and count(url) == before + 1
 
 

@@ -70,7 +70,7 @@ def resolve(live, r: Report, note="已清理 / cleaned", now=None) -> Report:
 def test_every_report_gets_its_own_unguessable_token(live):
     a, b = file_report(live), file_report(live)
     assert TOKEN.match(a.tracking_token) and TOKEN.match(b.tracking_token)
-    assert a.tracking_token != b.tracking_token and str(a.id) not in (a.tracking_token[:len(str(a.id))],)
+    assert a.tracking_token != b.tracking_token
     assert live["reports"].by_token(a.tracking_token).id == a.id
 
 
@@ -177,6 +177,19 @@ def test_the_answer_is_for_staff_only(live):
     assert next(x for x in listed if x["id"] == r.id)["feedback"]["rating"] == 4
 
 
+def test_the_citizens_comment_is_not_public(live):
+    c = live["client"]
+    r = resolve(live, file_report(live))
+    assert c.post(f"/v1/track/{r.tracking_token}/feedback",
+                  json={"outcome": "not_fixed", "rating": 1, "comment": "我家就在隔壁302室"}).status_code == 200
+    public = c.get(f"/v1/reports/{r.id}").json()
+    assert "302" not in str(public) and public["history"][-1]["actor"] == "citizen"
+    o311 = c.get(f"/open311/v2/requests/{r.id}.json").json()[0]
+    assert "302" not in str(o311)
+    assert "302" in str(c.get(f"/v1/reports/{r.id}", headers=live["staff"]).json()["history"])
+    assert "302" in str(c.get(f"/v1/track/{r.tracking_token}").json()["history"])  # the citizen's own
+
+
 @pytest.mark.parametrize("body", [{"outcome": "fixed", "rating": 0}, {"outcome": "fixed", "rating": 6},
                                   {"outcome": "great", "rating": 5}, {"outcome": "fixed"},
                                   {"outcome": "fixed", "rating": 5, "comment": "x" * 1001},
@@ -192,14 +205,15 @@ def test_bad_answers_are_422(live, body):
 def test_the_tracking_view_shows_plain_words_and_nothing_private(live):
     c = live["client"]
     r = file_report(live, description="门坏了", reporter={"name": "李女士", "phone": "13900000000"})
-    live["reports"].transition(r.id, "in_progress", "chief", "内部备注 internal")
+    live["reports"].transition(r.id, "in_progress", "chief", "班组已出发")
     live["reports"].transition(r.id, "resolved", "chief", "已修好门锁")
     v = c.get(f"/v1/track/{r.tracking_token}").json()
     assert v["label_zh"] == "已处理完成" and v["label_en"] == "resolved" and v["can_answer"]
     assert v["chief"]["phone"] and v["zone_id"] == "ZMT-03" and v["category_name"] == "公共厕所异常"
     assert v["resolution"]["note"] == "已修好门锁"
     text = str(v)
-    assert "13900000000" not in text and "李女士" not in text and "内部备注" not in text
+    assert "13900000000" not in text and "李女士" not in text
+    assert [h["note"] for h in v["history"]][-2:] == ["班组已出发", "已修好门锁"]  # status notes are the public word
     assert str(r.id) not in [v.get("id")]  # the id is not part of the view
     assert "id" not in v
 
@@ -279,6 +293,20 @@ def test_the_creator_gets_the_tracking_link(live):
     assert c.get(f"/v1/track/{token}").json()["status"] == "assigned"
 
 
+def test_a_reused_idempotency_key_with_another_report_is_409_and_leaks_nothing(live):
+    c = live["client"]
+    body = {"source": "service_code", "category": "03001", "location": {"service_code": TOILET},
+            "description": "门坏了", "idempotency_key": "order-1"}
+    first = c.post("/v1/reports", json=body)
+    guess = c.post("/v1/reports", json={**body, "description": "", "category": "06010"})
+    assert first.status_code == 201 and guess.status_code == 409
+    assert "tracking" not in guess.text and first.json()["tracking_url"].rsplit("/", 1)[1] not in guess.text
+    assert c.post("/v1/reports", json=body).json()["tracking_url"] == first.json()["tracking_url"]  # a true retry
+    o311 = c.post("/open311/v2/requests.json", headers={"Idempotency-Key": "order-1"},
+                  data={"api_key": live["public_key"], "service_code": "06010", "address_id": TOILET})
+    assert o311.status_code == 409 and first.json()["tracking_url"] not in o311.text
+
+
 # ------------------------------------------------------------------ Open311
 def test_open311_gives_the_tracking_link_and_photos_to_the_filer_and_staff_only(live):
     c = live["client"]
@@ -299,3 +327,21 @@ def test_open311_gives_the_tracking_link_and_photos_to_the_filer_and_staff_only(
                    headers=live["staff"]).json()[0]
     assert listed["media_url"] == staff["media_url"]
     assert c.get(f"/open311/v2/requests/{rid}.json", params={"api_key": "bogus"}).status_code == 403
+
+
+def test_access_logs_do_not_keep_tracking_tokens():
+    import logging.config
+
+    from zonechief.cli_serve import _log_config
+
+    cfg = _log_config(pids=True)
+    cfg["handlers"]["access"] = {**cfg["handlers"]["access"], "class": "logging.handlers.BufferingHandler",
+                                 "capacity": 10}
+    cfg["handlers"]["access"].pop("stream", None)
+    logging.config.dictConfig(cfg)
+    handler = logging.getLogger("uvicorn.access").handlers[0]
+    token = "4f88fb0d68acbadcf98bd11eca8c99b4"
+    for path in (f"/t/{token}?filed=1", f"/v1/track/{token}/feedback", f"/t/{token}/photos/3"):
+        logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "10.0.0.1", "GET", path, "1.1", 200)
+    lines = [handler.format(r) for r in handler.buffer]
+    assert len(lines) == 3 and all(token not in line and "/4f88…" in line for line in lines)

@@ -64,7 +64,10 @@
       var zones = L.geoJSON(fc, {
         style: { color: "#0b6e4f", weight: 1.5, fillColor: "#0b6e4f", fillOpacity: 0.06 },
         onEachFeature: function (f, layer) {
-          layer.bindTooltip(f.properties.name, { permanent: true, direction: "center", className: "zc-label" });
+          // An element, not a string: Leaflet puts a string in as HTML, and zone names come from uploaded data.
+          var label = document.createElement("span");
+          label.textContent = f.properties.name;
+          layer.bindTooltip(label, { permanent: true, direction: "center", className: "zc-label" });
         }
       }).addTo(map);
       // Names only once zoomed in: at the towns' scale they cover each other.
