@@ -11,7 +11,7 @@ import math
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
@@ -29,7 +29,7 @@ from api.reports import read_photos
 from gis.categories import categories_for_kind
 from gis.service_codes import UnknownServiceCode, resolve_service_code
 from store.models import Report
-from zonechief.photos import PhotoError
+from zonechief.photos import Photo, PhotoError
 from zonechief.reports import KeyReused, Location, Reporter, ReportError, ReportIn
 
 __all__ = ["router", "error_page"]
@@ -46,6 +46,7 @@ EMPTY_PHOTO = "是空文件（0 字节），请重新选择 / is empty (0 bytes)
 COMMON_ANYWHERE = 10  # /report offers the categories most reported anywhere first
 CRSES = ("wgs84", "gcj02")  # GPS, or a point copied from WeChat / Amap
 CODE_SHAPE = re.compile(r"[A-Za-z0-9_.-]{1,40}")  # what a service code on a sign can look like
+GPS_FIELD = "photo_gps_{}"  # citizen.js: photo N's EXIF position, "lon,lat" (WGS-84), read before it re-encodes it
 
 
 @dataclass
@@ -175,8 +176,39 @@ def _check(v: dict, codes: set) -> dict:
     return errors
 
 
-def file_report(services, caller: Caller, v: dict, files: list, place: Place | None) -> Report | Refused:
-    """Check the form, read its photos and file the report (blocking: run in a worker thread)."""
+def client_position(text: str) -> tuple[float, float] | None:
+    """(lon, lat) from a photo_gps_N field ("lon,lat", WGS-84 degrees); None unless two finite numbers in range."""
+    parts = text.split(",") if 0 < len(text) <= 64 else []
+    if len(parts) != 2:
+        return None
+    try:
+        lon, lat = float(parts[0]), float(parts[1])
+    except ValueError:
+        return None
+    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90) or lon == lat == 0:
+        return None  # 0,0 is what some phones write without a fix (as zonechief.photos.exif_position)
+    return lon, lat
+
+
+def with_client_positions(photos: list[Photo], gps: list[str]) -> list[Photo]:
+    """The photos, each without an EXIF position of its own given the one the page read from it (gps[i], if sane).
+
+    citizen.js re-encodes a large photo before sending it, which drops its EXIF; it sends the position it read
+    beside it, so the staff note on a photo taken far away still works. Trusting it is no weaker than trusting
+    EXIF, which the client controls just as much, and it only ever produces a note for staff: it never moves a report.
+    """
+    out = []
+    for p, text in zip(photos, gps + [""] * len(photos)):
+        got = client_position(text) if p.exif_lon is None else None
+        out.append(replace(p, exif_lon=got[0], exif_lat=got[1]) if got else p)
+    return out
+
+
+def file_report(services, caller: Caller, v: dict, files: list, place: Place | None,
+                gps: list[str] | None = None) -> Report | Refused:
+    """Check the form, read its photos and file the report (blocking: run in a worker thread).
+
+    `gps` is the photo_gps_N fields in order (see with_client_positions)."""
     errors = _check(v, set(services.categories["code"]))
     if place is not None:
         where, source = Location(service_code=place.code), "service_code"
@@ -197,7 +229,7 @@ def file_report(services, caller: Caller, v: dict, files: list, place: Place | N
     if empty:
         return Refused(422, {"photo": empty})
     try:
-        photos = read_photos(files, s.max_photos, s.max_photo_bytes)
+        photos = with_client_positions(read_photos(files, s.max_photos, s.max_photo_bytes), gps or [])
     except PhotoError as exc:
         return Refused(exc.status, {"photo": str(exc)})
     try:
@@ -223,7 +255,8 @@ async def submit(request: Request, caller: Caller, place: Place | None) -> Respo
         for k in ("lon", "lat"):
             v[k] = next((str(x).strip() for x in form.getlist(k) if str(x).strip()), "")
         files = [f for f in form.getlist("photo") if isinstance(f, UploadFile)]
-        got = await run_in_threadpool(file_report, services, caller, v, files, place)
+        gps = [str(form.get(GPS_FIELD.format(i)) or "").strip() for i in range(1, services.settings.max_photos + 1)]
+        got = await run_in_threadpool(file_report, services, caller, v, files, place, gps)
     finally:
         await form.close()
     if isinstance(got, Refused):
