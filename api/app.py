@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import zonechief
-from api import admin, citizen, errors, geography, health, lookup, maps, middleware, ogc, open311, reports, tracking, webhooks
+from api import admin, chief, citizen, errors, geography, health, lookup, maps, middleware, ogc, open311, reports, tracking, webhooks
 from api.lookup import assignment_json  # noqa: F401  (re-exported: the CLI prints the same JSON)
 from gis.lookup import ZoneIndex
 from zonechief.services import Services
@@ -80,7 +80,7 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
     errors.install(app, html=citizen.error_page)  # the citizen's pages answer errors as HTML
     middleware.install(app, services.settings)
     middleware.install_docs(app)
-    for r in (reports.router, tracking.router, citizen.router, admin.router, webhooks.router, open311.router,
+    for r in (reports.router, tracking.router, citizen.router, admin.router, webhooks.router, chief.router, open311.router,
               ogc.router, maps.router, health.router, lookup.router(services.settings), geography.router):
         app.include_router(r)
     app.add_api_route("/", maps.index_page, include_in_schema=False)  # HTML index linking the maps and /docs

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -15,6 +15,7 @@ from api.errors import Problem
 from api.middleware import check_submission_rate
 from gis.localtime import LOCAL_NAME, parse_instant
 from gis.lookup import ZoneIndex
+from store.sessions import StaffSessions
 from zonechief.services import Services
 
 
@@ -34,9 +35,32 @@ IndexDep = Annotated[ZoneIndex, Depends(get_index)]
 
 
 # ------------------------------------------------------------------ the caller
+SESSION_COOKIE = "zc_staff"  # the chief's page's session (api/chief.py, store/sessions.py)
+COOKIE_METHODS = ("GET", "HEAD")  # /v1 changes need a key: the cookie reads (streams, photos), the pages' forms change
+
+
+def caller_for_session(services: Services, token: str) -> Caller | None:
+    """The caller of a staff session token (the cookie); None when it is unknown, expired or revoked, or its key is.
+
+    A session acts as staff at most: an admin key signed in to the chief's page is an unbound staff there.
+    """
+    row = StaffSessions(services.db.sessions).resolve(token, datetime.now(timezone.utc))
+    if row is None:
+        return None
+    return Caller("staff" if row.role == "admin" else row.role, row.name, row.prefix, row.chief_id)
+
+
 def get_caller(request: Request, services: ServicesDep) -> Caller:
-    """The caller of the key in X-API-Key (or Authorization: Bearer); public without one, unless keys are required."""
+    """The caller of the key in X-API-Key (or Authorization: Bearer); public without one, unless keys are required.
+
+    Without a key, a GET may be signed in by the chief's page's session cookie instead.
+    """
     key = request_key(request)
+    token = request.cookies.get(SESSION_COOKIE) if key is None and request.method in COOKIE_METHODS else None
+    if token:
+        caller = caller_for_session(services, token)
+        if caller is not None:
+            return caller
     if key is None:
         if services.settings.require_public_key:
             raise Problem(401, "an API key is required: send it in the X-API-Key header", title="Unauthorized")

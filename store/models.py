@@ -238,6 +238,7 @@ class WebhookDelivery(Base):
     status: Mapped[str] = mapped_column(String(12))  # pending | delivered | dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_at: Mapped[datetime]  # due (pending), or the end of the lease of the attempt under way
+    leased_until: Mapped[datetime | None]  # an attempt is under way until then (else: waiting, or done)
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
     last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status

@@ -24,8 +24,8 @@ from zonechief import webhooks as W
 log = logging.getLogger("zonechief.dispatcher")
 
 POLL_S = 1.0
-LEASE = timedelta(seconds=30)  # an attempt's outcome not recorded within this (a crash) → tried again
-PER_WEBHOOK = 4  # deliveries in flight per subscriber
+LEASE = timedelta(seconds=15)  # an attempt (at most ~10 s: the 5 s timeout, twice) not recorded by then → tried again
+PER_WEBHOOK = 8  # deliveries in flight per subscriber and process
 THREADS = 32
 MAX_BODY = 65536  # bytes of a receiver's answer read (WeCom's errcode)
 
@@ -120,6 +120,8 @@ class Dispatcher:
             now = _now()
             retry = None if ok else W.next_attempt(c.attempts, c.event_at, now)
             repo.finish(c.delivery_id, now, delivered=ok, status=status, error=error, retry_at=retry)
+            if ok:
+                self._wake.set()  # deliveries waiting out a backoff were released (OutboxRepository.finish)
             if not ok and retry is None:
                 log.warning("webhook %s: event %s dead-lettered after %s attempts (%s)", wid, c.event_id, c.attempts, error)
         except Exception as exc:  # recording failed (database down): the lease runs out and it is tried again

@@ -64,6 +64,10 @@ class WebhookIn(BaseModel):
             raise ValueError("the webhook URL must be an http(s) URL with a host")
         if u.username or u.password:
             raise ValueError("put no credentials in the webhook URL; the receiver checks the signature")
+        try:
+            u.port  # noqa: B018 (raises for a port out of range, which would fail later)
+        except ValueError:
+            raise ValueError("the webhook URL's port must be a number from 1 to 65535") from None
         return v
 
 
@@ -163,11 +167,11 @@ def accepted(kind: str, status: int, text: str) -> bool:
 
 
 def next_attempt(attempts: int, event_at: datetime, now: datetime, rng: random.Random | None = None) -> datetime | None:
-    """When to try again after `attempts` failed attempts: exponential with full jitter up to MAX_RETRY_S;
+    """When to try again after `attempts` failed attempts: exponential, jittered between half and all of it, up to MAX_RETRY_S;
     None once the event is older than GIVE_UP_AFTER (dead-lettered)."""
     if now - event_at >= GIVE_UP_AFTER:
         return None
-    cap = min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** max(attempts - 1, 0))
+    cap = min(MAX_RETRY_S, FIRST_RETRY_S * 2 ** min(max(attempts - 1, 0), 64))  # 2**1024 overflows a float
     wait = (rng or random).uniform(cap / 2, cap)
     at = now + timedelta(seconds=wait)
     return min(at, event_at + GIVE_UP_AFTER)
