@@ -149,9 +149,10 @@ def test_text_fields_are_stored_verbatim_and_returned_as_json(pg_live, text):
     got = c.get(f"/v1/reports/{rid}", headers=admin)
     assert got.headers["content-type"] == "application/json"
     assert got.json()["description"] == text and got.json()["reporter"]["name"] == text[:100]
-    # The same key again is the same report: the key is data, not SQL.
-    again = c.post("/v1/reports", json=rep(description="other", idempotency_key=text))
+    # The same key again is the same report, and another report under it is refused: the key is data, not SQL.
+    again = c.post("/v1/reports", json=rep(description=text, reporter={"name": text[:100]}, idempotency_key=text))
     assert again.status_code == 200 and again.json()["id"] == rid
+    assert c.post("/v1/reports", json=rep(description="other", idempotency_key=text)).status_code == 409
     # Filters are parameters too: an injected condition matches nothing.
     found = c.get("/v1/reports", params={"zone_id": text, "chief_id": text})
     assert found.status_code == 200 and found.json()["total"] == 0
