@@ -25,12 +25,14 @@ from api.errors import resolve
 from api.middleware import check_submission_rate
 from gis.localtime import LOCAL_NAME
 from zonechief import open311 as o3
+from zonechief.open311_updates import FIELDS as UPDATE_FIELDS
+from zonechief.open311_updates import service_request_updates
 from zonechief.reports import NotFound, ReportIn
 from zonechief.services import Services
 
 PREFIX = "/open311/v2"
 SPEC = "http://wiki.open311.org/GeoReport_v2"
-CHANGESET = "2026-01-01T00:00:00+08:00"  # bump when the endpoint's behaviour changes
+CHANGESET = "2026-12-03T00:00:00+08:00"  # bump when the endpoint's behaviour changes
 FORMATS = {"json": "application/json", "xml": "text/xml"}
 MAX_BODY = 256 * 1024
 MAX_IDS = o3.MAX_RESULTS
@@ -391,6 +393,34 @@ def request_one(service_request_id: str, fmt: str, request: Request, svc: Servic
         raise missing from None
     cats, zones = _names(svc)
     return render(fmt, [o3.request_view(r, cats, zones, url)], "service_requests", "request")
+
+
+# ------------------------------------------------------------------ updates (mySociety's extension)
+UPDATES_SPEC = "https://github.com/mysociety/fixmystreet/wiki/Open311-FMS---Proposed-differences-to-Open311"
+UPDATE_SCHEMA = {"type": "object", "required": list(UPDATE_FIELDS), "properties": {
+    "update_id": {"type": "string"}, "service_request_id": {"type": "string"}, "status": {"enum": ["open", "closed"]},
+    "updated_datetime": {"type": "string"}, "description": {"type": ["string", "null"]},
+    "media_url": {"type": ["string", "null"]}}}
+UPDATE_PARAMETERS = [p for p in LIST_PARAMETERS if p["name"] in ("start_date", "end_date", "jurisdiction_id")] + [
+    {"name": "api_key", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "optional: with a staff key, every note (else every status note but the citizen's own "
+                    "answers, as in status_notes) and each resolution's photo as media_url"}]
+
+
+@router.get("/servicerequestupdates.{fmt}", summary="Service request updates, oldest first (at most 1000)",
+            description="mySociety's GeoReport v2 extension (" + UPDATES_SPEC + "): one update per step of a "
+                        "report's history. start_date/end_date as for GET requests (default the last 90 days, "
+                        "at most 90 days apart); the window is on updated_datetime.",
+            openapi_extra={"parameters": UPDATE_PARAMETERS},
+            responses=documented(200, {"type": "array", "items": UPDATE_SCHEMA}, "Updates, oldest first"))
+def request_updates(fmt: str, request: Request, svc: ServicesDep):
+    """Updates to service requests: each status change, with the note a caller may read."""
+    _check_fmt(fmt)
+    q = request.query_params
+    url = _staff_url(svc, request)
+    since, until = o3.window(q.get("start_date"), q.get("end_date"), datetime.now(timezone.utc))
+    rows = service_request_updates(svc.db.report_repo, since, until, url)
+    return render(fmt, rows, "service_request_updates", "request_update")
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

@@ -115,8 +115,12 @@ class OutboxRepository(ABC):
         """`query` taking row locks that concurrent claimers skip (PostgreSQL), or as is (SQLite: one writer)."""
 
     def finish(self, delivery_id: int, now: datetime, *, delivered: bool, status: int | None = None,
-               error: str | None = None, retry_at: datetime | None = None) -> None:
-        """Record an attempt: delivered; or failed, retried at `retry_at`, or dead without one."""
+               error: str | None = None, retry_at: datetime | None = None, release_waiting: bool = False) -> None:
+        """Record an attempt: delivered; or failed, retried at `retry_at`, or dead without one.
+
+        `release_waiting` (a success after failures): the subscriber's other deliveries waiting out a
+        backoff become due now.
+        """
         d = WebhookDelivery
         values: dict = {"last_status": status, "last_error": error[:2000] if error else None, "leased_until": None}
         if delivered:
@@ -128,7 +132,7 @@ class OutboxRepository(ABC):
         with self.sessions.begin() as s:
             webhook_id = s.scalar(update(d).where(d.id == delivery_id, d.status == "pending").values(**values)
                                   .returning(d.webhook_id))
-            if delivered and webhook_id is not None:
+            if release_waiting and webhook_id is not None:
                 # The receiver answers again: its other deliveries waiting out a backoff go now, not one by
                 # one as each backoff ends (after an hour down, that would be up to 10 minutes more).
                 s.execute(update(d).where(d.webhook_id == webhook_id, d.status == "pending", d.next_at > now,

@@ -9,10 +9,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import sessionmaker
 
-from store.models import Report
+from store.models import Report, ReportEvent
 
 
 class ReportRepository(ABC):
@@ -75,6 +75,30 @@ class ReportRepository(ABC):
         with self.sessions() as s:
             return list(s.scalars(select(Report).where(Report.chief_id == chief_id, Report.status.in_(statuses))
                                   .order_by(Report.created_at.asc(), Report.id.asc()).limit(limit)).all())
+
+    def events_between(self, since: datetime, until: datetime, limit: int = 1000,
+                       after: tuple[datetime, int] | None = None) -> list[ReportEvent]:
+        """History steps of all reports with since <= at < until, oldest first by (at, id), at most `limit`.
+
+        `after`: the (at, id) of the last step of the previous page; the page starts after it.
+        Each step carries its report_id. (report_events.at has no index: this scans the table.)
+        """
+        conds = [ReportEvent.at >= since, ReportEvent.at < until]
+        if after is not None:
+            at, eid = after
+            conds.append(or_(ReportEvent.at > at, and_(ReportEvent.at == at, ReportEvent.id > eid)))
+        with self.sessions() as s:
+            return list(s.scalars(select(ReportEvent).where(*conds)
+                                  .order_by(ReportEvent.at.asc(), ReportEvent.id.asc()).limit(limit)).all())
+
+    def many(self, report_ids) -> dict[int, Report]:
+        """The reports with these ids (history and photos loaded), by id; unknown ids are left out."""
+        ids = sorted(set(report_ids))
+        out: dict[int, Report] = {}
+        with self.sessions() as s:
+            for i in range(0, len(ids), 500):  # keeps the IN list within every backend's parameter limit
+                out.update((r.id, r) for r in s.scalars(select(Report).where(Report.id.in_(ids[i:i + 500]))))
+        return out
 
     @abstractmethod
     def in_bbox(self, minx: float, miny: float, maxx: float, maxy: float):

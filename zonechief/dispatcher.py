@@ -28,6 +28,7 @@ LEASE = timedelta(seconds=15)  # an attempt (at most ~10 s: the 5 s timeout, twi
 PER_WEBHOOK = 8  # deliveries in flight per subscriber and process
 THREADS = 32
 MAX_BODY = 65536  # bytes of a receiver's answer read (WeCom's errcode)
+HOOKS_TTL_S = 2.0  # a new or removed subscriber is seen within this
 
 
 def _now() -> datetime:
@@ -43,6 +44,10 @@ class Dispatcher:
         self._open_repo, self._category_names = open_repo, category_names
         self.poll_s, self.lease, self.per_webhook, self.timeout_s = poll_s, lease, per_webhook, timeout_s
         self._wake = threading.Event()
+        self._fresh = threading.Event()  # events written here since the last fan-out
+        self._fanned_at = 0.0
+        self._hooks: dict[int, dict] | None = None  # the subscribers, read every HOOKS_TTL_S
+        self._hooks_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="zonechief-dispatcher", daemon=True)
         self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="zonechief-webhook")
@@ -56,8 +61,10 @@ class Dispatcher:
         self._thread.start()
         return self
 
-    def wake(self) -> None:
-        """Start a round now (events were written)."""
+    def wake(self, fresh: bool = True) -> None:
+        """Start a round now; `fresh`: this process wrote events, fan them out."""
+        if fresh:
+            self._fresh.set()
         self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -86,11 +93,21 @@ class Dispatcher:
                 delay = min(10 * self.poll_s, delay * 2)
 
     def round(self) -> int:
-        """Fan out what is new, then start the due attempts; returns how many were started."""
+        """Fan out what is new, then start the due attempts; returns how many were started.
+
+        Fan-out runs when this process wrote events (`wake(fresh=True)`) and every poll otherwise (another
+        process's or a crashed one's events); a round after an attempt only starts the next attempts.
+        """
         repo = self._open_repo()
-        while repo.fan_out(W.takes, _now()) == 500:
-            pass
-        hooks = repo.webhooks()
+        now = time.monotonic()
+        if self._fresh.is_set() or now - self._fanned_at >= self.poll_s:
+            self._fresh.clear()
+            self._fanned_at = now
+            while repo.fan_out(W.takes, _now()) == 500:
+                pass
+        if self._hooks is None or now - self._hooks_at >= HOOKS_TTL_S:
+            self._hooks, self._hooks_at = repo.webhooks(), now
+        hooks = self._hooks
         started = 0
         for wid in repo.due_webhooks(_now()):
             hook = hooks.get(wid)
@@ -119,9 +136,9 @@ class Dispatcher:
                 error = f"{type(exc).__name__}: {exc}"[:500]
             now = _now()
             retry = None if ok else W.next_attempt(c.attempts, c.event_at, now)
-            repo.finish(c.delivery_id, now, delivered=ok, status=status, error=error, retry_at=retry)
-            if ok:
-                self._wake.set()  # deliveries waiting out a backoff were released (OutboxRepository.finish)
+            # After failures, a success also releases the subscriber's deliveries waiting out a backoff.
+            repo.finish(c.delivery_id, now, delivered=ok, status=status, error=error, retry_at=retry,
+                        release_waiting=ok and c.attempts > 1)
             if not ok and retry is None:
                 log.warning("webhook %s: event %s dead-lettered after %s attempts (%s)", wid, c.event_id, c.attempts, error)
         except Exception as exc:  # recording failed (database down): the lease runs out and it is tried again

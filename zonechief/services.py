@@ -246,7 +246,7 @@ class Services:
 
     def _wake_dispatcher(self) -> None:
         if self._dispatcher is not None:
-            self._dispatcher.wake()
+            self._dispatcher.wake(fresh=True)
 
     def start_dispatcher(self) -> None:
         """Deliver report events to webhook subscribers from this process (zonechief.dispatcher)."""
