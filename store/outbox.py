@@ -41,6 +41,19 @@ class Claimed:
     payload: dict
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to (OutboxRepository.finish_many)."""
+
+    delivery_id: int
+    at: datetime
+    delivered: bool
+    status: int | None = None  # the receiver's HTTP status
+    error: str | None = None
+    retry_at: datetime | None = None  # failed: when to try again; None and not delivered: dead
+    release_waiting: bool = False
+
+
 class OutboxRepository(ABC):
     """Fan-out, claims and outcomes of deliveries; reading events back for streams."""
 
@@ -121,22 +134,29 @@ class OutboxRepository(ABC):
         `release_waiting` (a success after failures): the subscriber's other deliveries waiting out a
         backoff become due now.
         """
+        self.finish_many([Outcome(delivery_id, now, delivered, status, error, retry_at, release_waiting)])
+
+    def finish_many(self, outcomes: list["Outcome"]) -> None:
+        """Record several attempts in one transaction (the dispatcher writes a round's outcomes at once)."""
         d = WebhookDelivery
-        values: dict = {"last_status": status, "last_error": error[:2000] if error else None, "leased_until": None}
-        if delivered:
-            values.update(status="delivered", delivered_at=now, last_error=None)
-        elif retry_at is not None:
-            values.update(next_at=retry_at)
-        else:
-            values.update(status="dead", next_at=now)
         with self.sessions.begin() as s:
-            webhook_id = s.scalar(update(d).where(d.id == delivery_id, d.status == "pending").values(**values)
-                                  .returning(d.webhook_id))
-            if release_waiting and webhook_id is not None:
-                # The receiver answers again: its other deliveries waiting out a backoff go now, not one by
-                # one as each backoff ends (after an hour down, that would be up to 10 minutes more).
-                s.execute(update(d).where(d.webhook_id == webhook_id, d.status == "pending", d.next_at > now,
-                                          (d.leased_until.is_(None)) | (d.leased_until <= now)).values(next_at=now))
+            for o in outcomes:
+                values: dict = {"last_status": o.status, "last_error": o.error[:2000] if o.error else None,
+                                "leased_until": None}
+                if o.delivered:
+                    values.update(status="delivered", delivered_at=o.at, last_error=None)
+                elif o.retry_at is not None:
+                    values.update(next_at=o.retry_at)
+                else:
+                    values.update(status="dead", next_at=o.at)
+                webhook_id = s.scalar(update(d).where(d.id == o.delivery_id, d.status == "pending").values(**values)
+                                      .returning(d.webhook_id))
+                if o.release_waiting and webhook_id is not None:
+                    # The receiver answers again: its other deliveries waiting out a backoff go now, not one by
+                    # one as each backoff ends (after an hour down, that would be up to 10 minutes more).
+                    s.execute(update(d).where(d.webhook_id == webhook_id, d.status == "pending", d.next_at > o.at,
+                                              (d.leased_until.is_(None)) | (d.leased_until <= o.at))
+                              .values(next_at=o.at))
 
     # -------------------------------------------------------------- subscribers
     def add_webhook(self, url: str, kind: str, secret: str, flt: dict, created_by: str, now: datetime) -> Webhook:

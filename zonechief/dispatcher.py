@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import httpx
 
-from store.outbox import Claimed, OutboxRepository
+from store.outbox import Claimed, OutboxRepository, Outcome
 from zonechief import webhooks as W
 
 log = logging.getLogger("zonechief.dispatcher")
@@ -52,6 +52,7 @@ class Dispatcher:
         self._thread = threading.Thread(target=self._run, name="zonechief-dispatcher", daemon=True)
         self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="zonechief-webhook")
         self._in_flight: Counter[int] = Counter()
+        self._outcomes: deque[Outcome] = deque()  # attempts ended, not yet written
         self._lock = threading.Lock()
         self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False,
                                     limits=httpx.Limits(max_connections=THREADS))
@@ -75,6 +76,10 @@ class Dispatcher:
             self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
+        try:
+            self._record(self._open_repo())
+        except Exception as exc:  # the leases run out; the deliveries are tried again
+            log.warning("dispatcher: outcomes not written at stop (%s)", type(exc).__name__)
 
     # -------------------------------------------------------------- rounds
     def _run(self) -> None:
@@ -99,6 +104,7 @@ class Dispatcher:
         process's or a crashed one's events); a round after an attempt only starts the next attempts.
         """
         repo = self._open_repo()
+        self._record(repo)
         now = time.monotonic()
         if self._fresh.is_set() or now - self._fanned_at >= self.poll_s:
             self._fresh.clear()
@@ -110,6 +116,9 @@ class Dispatcher:
         hooks = self._hooks
         started = 0
         for wid in repo.due_webhooks(_now()):
+            if wid not in hooks:  # subscribed since the list was read
+                hooks = self._hooks = repo.webhooks()
+                self._hooks_at = now
             hook = hooks.get(wid)
             with self._lock:
                 free = self.per_webhook - self._in_flight[wid]
@@ -118,12 +127,27 @@ class Dispatcher:
             for c in repo.claim(wid, _now(), self.lease, free):
                 with self._lock:
                     self._in_flight[wid] += 1
-                self._pool.submit(self._attempt, repo, wid, hook, c)
+                self._pool.submit(self._attempt, wid, hook, c)
                 started += 1
         return started
 
+    def _record(self, repo: OutboxRepository) -> None:
+        """Write the outcomes of the attempts that ended since the last round. If the database refuses,
+        they are kept for the next round; if this process dies first, their leases run out and the
+        deliveries are tried again (at least once)."""
+        batch = []
+        while self._outcomes:
+            batch.append(self._outcomes.popleft())
+        if not batch:
+            return
+        try:
+            repo.finish_many(batch)
+        except BaseException:
+            self._outcomes.extendleft(reversed(batch))
+            raise
+
     # -------------------------------------------------------------- one attempt
-    def _attempt(self, repo: OutboxRepository, wid: int, hook: dict, c: Claimed) -> None:
+    def _attempt(self, wid: int, hook: dict, c: Claimed) -> None:
         try:
             status, error, ok = None, None, False
             try:
@@ -136,17 +160,15 @@ class Dispatcher:
                 error = f"{type(exc).__name__}: {exc}"[:500]
             now = _now()
             retry = None if ok else W.next_attempt(c.attempts, c.event_at, now)
-            # After failures, a success also releases the subscriber's deliveries waiting out a backoff.
-            repo.finish(c.delivery_id, now, delivered=ok, status=status, error=error, retry_at=retry,
-                        release_waiting=ok and c.attempts > 1)
             if not ok and retry is None:
                 log.warning("webhook %s: event %s dead-lettered after %s attempts (%s)", wid, c.event_id, c.attempts, error)
-        except Exception as exc:  # recording failed (database down): the lease runs out and it is tried again
-            log.warning("webhook %s: event %s: outcome not recorded (%s)", wid, c.event_id, type(exc).__name__)
+            # Written by the next round, with the others of its time, in one transaction. After failures, a
+            # success also releases the subscriber's deliveries waiting out a backoff.
+            self._outcomes.append(Outcome(c.delivery_id, now, ok, status, error, retry, ok and c.attempts > 1))
         finally:
             with self._lock:
                 self._in_flight[wid] -= 1
-            self._wake.set()  # the report's next delivery may go now
+            self._wake.set()  # the outcome is to be written, and the report's next delivery may go
 
     def _post(self, url: str, data: bytes, headers: dict) -> tuple[int, str]:
         """POST within the receiver timeout, reading at most MAX_BODY of the answer."""
