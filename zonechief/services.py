@@ -263,7 +263,11 @@ class Services:
             d.stop()
 
     def category_names(self) -> dict[str, str]:
-        """Category code → name."""
+        """Category code → name (the shipped categories do not change while running: built once)."""
+        return self._category_names
+
+    @cached_property
+    def _category_names(self) -> dict[str, str]:
         c = self.categories
         return dict(zip(c["code"], c["name"]))
 
