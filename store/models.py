@@ -127,7 +127,7 @@ class ReportEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16))
-    at: Mapped[datetime]
+    at: Mapped[datetime] = mapped_column(index=True)  # Open311 updates by time (migration 0008)
     actor: Mapped[str] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
 
