@@ -22,6 +22,10 @@ class Caller:
         """Whether the caller's role is `role` or above."""
         return RANK[self.role] >= RANK[role]
 
+    def acts_for(self, chief_id: str | None) -> bool:
+        """Whether the caller may act for this chief: a staff key bound to a chief acts for that chief only."""
+        return not (self.role == "staff" and self.chief_id and self.chief_id != chief_id)
+
     @property
     def actor(self) -> str:
         """How the caller is named in report histories and the audit trail."""

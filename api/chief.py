@@ -70,7 +70,7 @@ MAX_ID = 2**63 - 1  # event ids are 64-bit
 # ------------------------------------------------------------------ the stream
 def check_chief_access(services, caller: Caller, chief_id: str) -> dict:
     """The chief's info, if `caller` may follow them: a staff key bound to another chief is a 403."""
-    if caller.role == "staff" and caller.chief_id and caller.chief_id != chief_id:
+    if not caller.acts_for(chief_id):
         raise Problem(403, f"your key acts for chief {caller.chief_id}, not {chief_id}", title="Forbidden")
     info = chief_info(services, chief_id)
     if info is None:
@@ -291,7 +291,7 @@ def queue_page(request: Request, services: ServicesDep, chief: Annotated[str | N
 def own_report(services, caller: Caller, report_id: int):
     """The report, if this caller may act on it (a bound staff key: its chief's reports only)."""
     r = services.reports.get(report_id)
-    if caller.role == "staff" and caller.chief_id and r.chief_id != caller.chief_id:
+    if not caller.acts_for(r.chief_id):
         raise Problem(403, f"问题 {report_id} 不属于您 / report {report_id} belongs to chief {r.chief_id}; "
                            f"your key acts for {caller.chief_id}", title="Forbidden")
     return r

@@ -86,9 +86,9 @@ def patch_report(report_id: int, change: StatusChange, services: ServicesDep, ca
 
 def _check_own(services, report_id: int, caller: Caller) -> None:
     """A staff key bound to a chief acts on that chief's reports only."""
-    if caller.role == "staff" and caller.chief_id:
+    if caller.role == "staff" and caller.chief_id:  # (only then is the report read)
         r = services.reports.get(report_id)
-        if r.chief_id != caller.chief_id:
+        if not caller.acts_for(r.chief_id):
             raise Problem(403, f"report {report_id} belongs to chief {r.chief_id}; your key acts for {caller.chief_id}",
                           title="Forbidden")
 
@@ -135,7 +135,7 @@ def get_photo(report_id: int, media_id: int, services: ServicesDep, caller: Staf
 @router.get("/chiefs/{chief_id}/queue", summary="Open reports of a chief, oldest first (staff)")
 def chief_queue(chief_id: str, services: ServicesDep, index: IndexDep, caller: Staff):
     """A chief's open reports, oldest first."""
-    if caller.role == "staff" and caller.chief_id and caller.chief_id != chief_id:
+    if not caller.acts_for(chief_id):
         raise Problem(403, f"your key acts for chief {caller.chief_id}, not {chief_id}", title="Forbidden")
     if index.roster is None or chief_id not in set(index.roster.table.person_id):
         raise Problem(404, f"no chief {chief_id!r}; GET /v1/chiefs lists them")

@@ -10,13 +10,12 @@ from maps.assets import use_assets
 from maps.basemaps import Projector
 from maps.common import Legend, base_map, esc, feature, geojson_layer, popup_table
 from maps.zones import select_zones
+from zonechief.workflow import STATUS_NAMES
 
 # A page stays well under 3 MB: ~26 bytes per cell in the page, so 60,000 cells are ~1.6 MB.
 MAX_CELLS = 60_000
 MAX_CELLS_ANIMATED = 50_000
 GRADIENT = {0.4: "blue", 0.6: "cyan", 0.7: "lime", 0.8: "yellow", 1.0: "red"}  # Leaflet.heat's default
-STATUS_NAMES = {"new": "新建", "assigned": "已派单", "in_progress": "处理中", "resolved": "已处理", "closed": "已结案",
-                "rejected": "不予受理", "duplicate": "重复"}
 
 
 def _zone_outlines(m, zones, proj):

@@ -23,13 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gis.errors import ZonechiefError
 from zonechief.events import TYPES
+from zonechief.workflow import STATUS_NAMES
 
 RECEIVER_TIMEOUT_S = 5.0  # a receiver that does not answer within this is retried later
 GIVE_UP_AFTER = timedelta(hours=24)  # then the delivery is dead-lettered
 FIRST_RETRY_S = 1.0
 MAX_RETRY_S = 600.0  # the longest wait between attempts
-STATUS_WORDS = {"new": "待核实", "assigned": "已派单", "in_progress": "处理中", "resolved": "已处理", "closed": "已办结",
-                "rejected": "不予受理", "duplicate": "重复"}
 
 
 class WebhookError(ZonechiefError, ValueError):
@@ -127,7 +126,7 @@ def wecom_text(payload: dict, category_names: dict[str, str]) -> str:
             "report.rated": "市民评价", "report.reassigned": "改派"}.get(payload["type"], payload["type"])
     where = r.get("address") or r.get("service_code") or (
         f"{r['point']['lon']:.5f}, {r['point']['lat']:.5f}" if r.get("point") else "待核实")
-    lines = [f"**{kind}** #{r['id']} · {STATUS_WORDS.get(r['status'], r['status'])}",
+    lines = [f"**{kind}** #{r['id']} · {STATUS_NAMES.get(r['status'], r['status'])}",
              f"> 片区：{r.get('zone_id') or '待核实'}　片长：{r.get('chief_id') or '—'}",
              f"> 类别：{category_names.get(r['category'], r['category'])}（{r['category']}）",
              f"> 地点：{where}"]

@@ -20,6 +20,9 @@ TRANSITIONS = {
     "duplicate": set(),
 }
 SOURCES = ("service_code", "gps", "address", "staff")
+# What staff and planners call each status (map popups, WeCom messages); citizens read zonechief.tracking's words.
+STATUS_NAMES = {"new": "新建", "assigned": "已派单", "in_progress": "处理中", "resolved": "已处理", "closed": "已结案",
+                "rejected": "不予受理", "duplicate": "重复"}
 # A report without a zone is never assigned, so only these statuses are open to it.
 ZONELESS_STATUSES = ("new", "rejected", "duplicate")
 

@@ -8,7 +8,6 @@ tracking page shows the resolution. No request leaves the origin. Screenshots go
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -62,14 +61,6 @@ def chromium():
                               args=FLAGS + ["--autoplay-policy=no-user-gesture-required"])
         yield b
         b.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    d = os.environ.get("ZONECHIEF_SCREENSHOTS")
-    out = Path(d) if d else tmp_path_factory.mktemp("screenshots")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ test's tmp dir (or $ZONECHIEF_SCREENSHOTS).
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -58,14 +57,6 @@ def chromium():
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield b
         b.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    d = os.environ.get("ZONECHIEF_SCREENSHOTS")
-    out = Path(d) if d else tmp_path_factory.mktemp("screenshots")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -54,14 +54,6 @@ def browser(tmp_path_factory):
         ctx.close()
 
 
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    d = os.environ.get("ZONECHIEF_SCREENSHOTS")
-    out = Path(d) if d else tmp_path_factory.mktemp("screenshots")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 class Visit:
     """One page load with external requests blocked and recorded, and errors collected."""
 
