@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller
-from api.deps import ServicesDep, require
+from api.deps import ServicesDep, instant, require
 from api.errors import Problem
 from store import audit
 from zonechief.reference import ImportRejected, import_reference
@@ -56,7 +56,7 @@ def _body_spec(types: dict, description: str) -> dict:
 
 
 async def _run_import(request: Request, services: Services, caller: Caller, kind: str, types: dict, dry_run: bool,
-                      **options) -> dict:
+                      when: dict | None = None, **options) -> dict:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in types:
         raise Problem(415, f"send the {kind} file as {' or '.join(types)}, not {ctype or 'no Content-Type'}")
@@ -74,11 +74,13 @@ async def _run_import(request: Request, services: Services, caller: Caller, kind
                 db = services.db
                 arg = {"boundaries": "boundaries", "roster": "roster", "facilities": "facilities_file"}[kind]
                 out = import_reference(db, services.index, services.facilities, f"{caller.actor} ({caller.name})"[:100],
-                                       dry_run=dry_run, source_names={kind: "upload"},
-                                       boundary_options=options or None, **{arg: path})
+                                       dry_run=dry_run, source_names={kind: "upload"}, public_url=services.settings.public_url,
+                                       boundary_options=options or None, **(when or {}), **{arg: path})
                 if not out.dry_run:
                     services.swap_reference(out.index, out.facilities, out.version)
-                return out
+            if not out.dry_run and "boundaries" in out.kinds:
+                services.wake_dispatcher()  # report.reassigned events of the reports that moved
+            return out
 
         try:
             out = await run_in_threadpool(work)
@@ -90,21 +92,30 @@ async def _run_import(request: Request, services: Services, caller: Caller, kind
     return {"dry_run": out.dry_run, "kinds": out.kinds, "audit_ids": out.audit_ids, "summary": out.summary}
 
 
-@router.put("/boundaries", response_model=ImportResult, summary="Replace the zone/village boundaries (admin)",
+@router.put("/boundaries", response_model=ImportResult, summary="Import a new boundary generation (admin)",
             description="A GeoJSON FeatureCollection (or GeoPackage) of village-level polygons with a `zone_id` "
                         "column, like `zonechief boundaries import`. Validated first (invalid polygons, overlaps, "
-                        "gaps, zones the roster or facilities need); then replaced in one transaction with an "
-                        "audit entry. A rejected import changes nothing.",
+                        "gaps, zones the roster or facilities need). It becomes a new boundary generation, valid from "
+                        "`valid_from` (default now): then the zones are replaced and every open report whose point "
+                        "falls in another zone moves to it and its chief (history step, `report.reassigned` event), "
+                        "in one transaction with an audit entry. A later `valid_from` keeps it until then. A past "
+                        "one that would rewrite history is refused unless `rewrite_history`. `dry_run` shows the "
+                        "changes and how many open reports would change zone. A rejected import changes nothing.",
             openapi_extra=_body_spec(GEO_TYPES, "Boundary layer"))
 async def put_boundaries(request: Request, services: ServicesDep, caller: Admin, dry_run: DryRun = False,
                          id_field: Annotated[str | None, Query(max_length=64)] = None,
                          zone_field: Annotated[str, Query(max_length=64)] = "zone_id",
-                         allow_repairs: Annotated[bool, Query(description="Accept invalid polygons that can be repaired")] = False):
-    """Replace the boundaries."""
+                         allow_repairs: Annotated[bool, Query(description="Accept invalid polygons that can be repaired")] = False,
+                         valid_from: Annotated[str | None, Query(description="When the boundaries take effect (the time "
+                                                                             "rule: a bare date is that day in Asia/Shanghai); default now")] = None,
+                         rewrite_history: Annotated[bool, Query(description="Allow a past valid_from that re-explains "
+                                                                            "reports already filed (audited)")] = False):
+    """Import boundaries as a new generation."""
     opts = {"zone_field": zone_field, "allow_repairs": allow_repairs}
     if id_field:
         opts["id_field"] = id_field
-    return await _run_import(request, services, caller, "boundaries", GEO_TYPES, dry_run, **opts)
+    when = {"valid_from": instant(valid_from, "valid_from"), "rewrite_history": rewrite_history}
+    return await _run_import(request, services, caller, "boundaries", GEO_TYPES, dry_run, when, **opts)
 
 
 @router.put("/roster", response_model=ImportResult, summary="Replace the roster of chiefs and inspectors (admin)",

@@ -13,8 +13,12 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import zonechief
-from api import admin, chief, citizen, errors, geography, health, lookup, maps, middleware, ogc, open311, reports, tracking, webhooks
+from api import admin, boundaries, chief, citizen, errors, geography, health, lookup, maps, middleware, ogc, open311, reports, tracking, webhooks
+from api.dashboard import router as dashboard_router  # /dashboard and /v1/dashboard/* (issue 17)
 from api.lookup import assignment_json  # noqa: F401  (re-exported: the CLI prints the same JSON)
+from api.patrol_coverage import router as patrol_coverage_router  # /v1/patrols/coverage (issue 17)
+from api.patrols import router as patrols_router  # /v1/patrols (issue 17)
+from api.planning import router as planning_router  # /v1/plan/stations (issue 17)
 from gis.lookup import ZoneIndex
 from zonechief.services import Services
 from zonechief.settings import Settings
@@ -54,12 +58,14 @@ async def lifespan(app: FastAPI):
             log.warning("report store not opened at startup (%s); it will be retried on first use", type(exc).__name__)
         services.listen_for_reference_changes()
         services.start_dispatcher()  # report events to webhook subscribers (zonechief.dispatcher)
+        services.start_activator()  # boundary generations valid from later take effect (zonechief.generations)
     app.state.warm_up = health.WarmUp(_warm_hotspots)
     try:
         yield
     finally:
         await run_in_threadpool(services.stop_listening)
         await run_in_threadpool(services.stop_dispatcher)
+        await run_in_threadpool(services.stop_activator)
 
 
 def _warm_hotspots():
@@ -81,8 +87,12 @@ def create_app(index: ZoneIndex | None = None, settings: Settings | None = None,
     middleware.install(app, services.settings)
     middleware.install_docs(app)
     for r in (reports.router, tracking.router, citizen.router, admin.router, webhooks.router, chief.router, open311.router,
-              ogc.router, maps.router, health.router, lookup.router(services.settings), geography.router):
+              ogc.router, maps.router, health.router, lookup.router(services.settings), geography.router, boundaries.router):
         app.include_router(r)
+    app.include_router(dashboard_router)
+    app.include_router(patrol_coverage_router)  # before /v1/patrols/{…} routes could shadow it
+    app.include_router(patrols_router)
+    app.include_router(planning_router)
     app.add_api_route("/", maps.index_page, include_in_schema=False)  # HTML index linking the maps and /docs
     lookup.install_fast_lookup(app)
     errors.document_problems(app)

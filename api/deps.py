@@ -144,6 +144,14 @@ def at_param(at: Annotated[str | None, Query(description=AT_DOC)] = None) -> dat
 AtDep = Annotated[datetime | None, Depends(at_param)]
 
 
+def index_as_of(services: Annotated[Services, Depends(services_of)], at: AtDep) -> ZoneIndex:
+    """The zone index of the boundaries in force at `at` (zonechief.generations; default now)."""
+    return services.index_at(at)
+
+
+IndexAtDep = Annotated[ZoneIndex, Depends(index_as_of)]
+
+
 @dataclass(frozen=True)
 class TimeRange:
     """[since, until): either may be open."""

@@ -29,11 +29,14 @@ from gis.localtime import TimeInputError
 from gis.points import CoordinateError, MisplacedError
 from gis.roster import RosterError
 from gis.service_codes import UnknownServiceCode
+from gis.siting import SitingInputError
 from maps.assets import UnvendoredAsset
 from maps.basemaps import BasemapError
 from maps.zones import MapInputError
 from zonechief.feedback import FeedbackConflict
 from zonechief.open311 import Open311Error
+from zonechief.patrol_coverage import CoverageInputError
+from zonechief.patrols import PatrolImportError
 from zonechief.photos import PhotoError
 from zonechief.reference import ImportRejected
 from zonechief.reports import KeyReused, NotFound, ReportError, TokenNotFound
@@ -160,6 +163,11 @@ def _photo(request: Request, exc: PhotoError) -> Answer:
     return Answer(exc.status, str(exc), "Photo not accepted")
 
 
+def _patrol_import(request: Request, exc: PatrolImportError) -> Answer:
+    # The per-track report too: which tracks were rejected, and why.
+    return Answer(422, str(exc), "Nothing to import; nothing was changed", extra={"report": exc.result.as_dict()})
+
+
 def _unknown_crs(request: Request, exc: UnknownCRSError) -> Answer:
     # The supported systems also as a list, for clients that offer a choice.
     return Answer(400, str(exc), "Unknown CRS", extra={"supported": list(exc.supported)})
@@ -197,6 +205,7 @@ ERRORS: dict[type[BaseException], Callable[[Request, BaseException], Answer]] = 
     BoundaryError: Rule(422, "Invalid boundaries"),
     RosterError: Rule(422, "Invalid roster"),
     UnknownServiceCode: Rule(422, "Unknown service code"),
+    SitingInputError: Rule(422, "Invalid siting parameters"),
     ProviderError: Rule(502, "Geocoder unavailable", "the online geocoder did not answer; retry later"),
     # zonechief
     ReportError: Rule(422, "Invalid report"),
@@ -208,6 +217,8 @@ ERRORS: dict[type[BaseException], Callable[[Request, BaseException], Answer]] = 
     WebhookError: Rule(422, "Invalid webhook"),
     TransitionError: Rule(409, "Invalid status change"),
     ImportRejected: Rule(422, "Import rejected; nothing was changed"),
+    PatrolImportError: _patrol_import,
+    CoverageInputError: Rule(422, "Invalid coverage parameters"),
     # maps
     MapInputError: Rule(422, "Invalid map parameters"),
     BasemapError: Rule(422, "Invalid map parameters"),

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import AtDep, IndexDep, ServicesDep
+from api.deps import AtDep, IndexAtDep, IndexDep, ServicesDep
 from api.errors import Problem
 from gis.service_codes import UnknownServiceCode, resolve_service_code
 from gis.zone_staff import zones_with_staff
@@ -32,24 +32,24 @@ def in_town(gdf, town: str | None):
 
 
 @router.get("/zones", tags=["geography"], summary="All zones as GeoJSON, with the chief in force", responses=GEOJSON_200)
-def zones(index: IndexDep, town: str | None = None):
-    """Every zone (or a town's), with the chief and inspectors in force today."""
-    return geojson_response(zones_with_staff(in_town(index.zones, town), index.roster))
+def zones(index: IndexAtDep, at: AtDep, town: str | None = None):
+    """Every zone (or a town's) of the boundaries in force at `at` (default now), with the chief and inspectors then."""
+    return geojson_response(zones_with_staff(in_town(index.zones, town), index.roster, at))
 
 
 @router.get("/zones/{zone_id}", tags=["geography"], summary="One zone as a GeoJSON Feature", responses=GEOJSON_200)
-def zone(zone_id: str, index: IndexDep):
-    """One zone, with the chief and inspectors in force today."""
+def zone(zone_id: str, index: IndexAtDep, at: AtDep):
+    """One zone as of `at` (default now), with the chief and inspectors then."""
     z = index.zones[index.zones.zone_id == zone_id]
     if z.empty:
-        raise Problem(404, f"no zone {zone_id!r}; GET /v1/zones lists them (e.g. ZMT-01, QS-01)")
-    fc = json.loads(zones_with_staff(z, index.roster).to_json(ensure_ascii=False, drop_id=True))
+        raise Problem(404, f"no zone {zone_id!r}{' at that time' if at else ''}; GET /v1/zones lists them (e.g. ZMT-01, QS-01)")
+    fc = json.loads(zones_with_staff(z, index.roster, at).to_json(ensure_ascii=False, drop_id=True))
     return JSONResponse(fc["features"][0], media_type=GEOJSON)
 
 
 @router.get("/villages", tags=["geography"], summary="Village-level units as GeoJSON", responses=GEOJSON_200)
-def villages(index: IndexDep, town: str | None = None):
-    """Every village-level unit (or a town's), with its zone."""
+def villages(index: IndexAtDep, town: str | None = None):
+    """Every village-level unit (or a town's) of the boundaries in force at `at` (default now), with its zone."""
     return geojson_response(in_town(index.units, town), drop=("zone_name",))
 
 

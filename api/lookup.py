@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from api.deps import AT_DOC, instant, services_of
@@ -88,7 +89,9 @@ async def lookup(request: Request):
     """The zone, village, town, chief and inspectors responsible for one point."""
     q = _lookup_query(request)
     c, oc, when = crs_param(q.crs), crs_param(q.out_crs), instant(q.at, "at")
-    index = services_of(request).index
+    services = services_of(request)
+    # As of `at`: the boundaries then in force (read from the store once, in a thread), with the roster of that day.
+    index = services.index_at_nowait(when) or await run_in_threadpool(services.index_at, when)
     a = index.lookup(q.lon, q.lat, crs=c, at=when)
     check_placed(index, q.lon, q.lat, c, a.lon, a.lat)  # degrees sent as metres: 422, not "outside"
     body = {"query": {"lon": q.lon, "lat": q.lat, "crs": c}, **assignment_json(a, oc)}
@@ -135,7 +138,8 @@ async def lookup_batch(request: Request,
         first = "; ".join(f"points[{b['index']}]: {b['message']}" for b in bad[:5])
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
         raise Problem(422, f"{len(bad)} point(s) cannot be used: {first}{more}", title="Invalid coordinates", errors=bad[:100])
-    results = [assignment_json(a, oc) for a in services.index.lookup_many(xs, ys, crs=c, at=when)]
+    index = services.index_at_nowait(when) or await run_in_threadpool(services.index_at, when)
+    results = [assignment_json(a, oc) for a in index.lookup_many(xs, ys, crs=c, at=when)]
     if as_fc:
         feats = []
         for p, r in zip(props, results):

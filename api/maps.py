@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import AtDep, ServicesDep, TimeRange, TimeRangeDep
+from api.auth import Caller
+from api.deps import AtDep, ServicesDep, TimeRange, TimeRangeDep, require
 from api.errors import Problem
 from api.middleware import html_csp
 from maps import ReportFilter, report_heatmap, report_hotspots, zones_map
@@ -65,8 +66,8 @@ def _category_names(services: Services) -> dict:
 
 @router.get("/maps/zones", response_class=HTMLResponse, summary="Zones coloured by chief, with facilities (HTML)")
 def zones_page(request: Request, s: ServicesDep, *, basemap: Basemap = "none", town: Town = None, at: AtDep):
-    """The zones map page."""
-    return _page(lambda: zones_map(s.index, s.facilities, basemap=basemap, town=town, at=at,
+    """The zones map page: the boundaries in force at `at` (default now), with the chiefs then."""
+    return _page(lambda: zones_map(s.index_at(at), s.facilities, basemap=basemap, town=town, at=at,
                                    tianditu_key=s.settings.tianditu_key, static_url=_static_url(request)),
                  basemap, s.settings.tianditu_key)
 
@@ -100,6 +101,46 @@ def hotspots_page(request: Request, s: ServicesDep, *, basemap: Basemap = "none"
                  basemap, s.settings.tianditu_key)
 
 
+# ---------------------------------------------------------------- patrol coverage (issue 17; helper P2)
+@router.get("/maps/patrols", response_class=HTMLResponse,
+            summary="Patrol coverage vs demand: hot-spot cells by class, tracks and stops (staff) (HTML)")
+def patrols_page(request: Request, s: ServicesDep, caller: Annotated[Caller, Depends(require("staff"))], *,
+                 basemap: Basemap = "none", when: TimeRangeDep, category: Categories = None, town: Town = None,
+                 zone: Zones = None, team: Annotated[str | None, Query(max_length=32, description="A team id")] = None,
+                 cell_m: Annotated[float, Query(ge=100, le=2000, description="Hot-spot grid cell in metres")] = 250):
+    """The patrol coverage map page (default period: the 7 days before until, or now)."""
+    from gis.patrol_coverage import CoverageParams
+    from maps.patrols import report_patrols
+    from zonechief.patrol_coverage import CoverageRequest
+
+    flt = _filter(s, when, category, None, town, zone)
+    req = CoverageRequest.of(flt.since, flt.until, town=flt.town, zone_ids=flt.zone_ids, team=team or None,
+                             categories=flt.categories)
+    return _page(lambda: report_patrols(s.db, s.index, req, CoverageParams(cell_m=cell_m), basemap=basemap,
+                                        tianditu_key=s.settings.tianditu_key, static_url=_static_url(request)),
+                 basemap, s.settings.tianditu_key)
+
+
+
+@router.get("/maps/stations", response_class=HTMLResponse,
+            summary="Station siting: existing stations, proposed sites, coverage rings, uncovered demand (HTML)")
+def stations_page(request: Request, s: ServicesDep, *, basemap: Basemap = "none", when: TimeRangeDep,
+                  category: Categories = None, status: Statuses = None, town: Town = None, zone: Zones = None,
+                  model: Annotated[Literal["mclp", "pmedian", "lscp"], Query(description="mclp, pmedian or lscp")] = "mclp",
+                  add: Annotated[int, Query(description="Stations to add (mclp, pmedian)")] = 2,
+                  radius: Annotated[float, Query(description="Coverage radius (m)")] = 1000.0,
+                  grid: Annotated[float, Query(ge=25, le=5000, description="Grid cell (m)")] = 250.0,
+                  time_limit: Annotated[float, Query(gt=0, le=120, description="Solver time limit (s)")] = 30.0):
+    """The siting map page: the same plan as GET /v1/plan/stations with the same parameters."""
+    from api.planning import station_plan  # api.planning reuses this module's filter parameters
+    from maps.stations import stations_map
+
+    plan = station_plan(s, when, category, status, town, zone, model, add, radius, grid, time_limit)
+    flt = _filter(s, when, category, status, town, zone)
+    return _page(lambda: stations_map(plan, s.index, basemap=basemap, flt=flt, tianditu_key=s.settings.tianditu_key,
+                                      static_url=_static_url(request)),
+                 basemap, s.settings.tianditu_key)
+
 INDEX = """<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>zonechief</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -113,6 +154,10 @@ li{margin:.2em 0}small{color:#666}</style></head><body>
 <li><a href="maps/heatmap">报告热力图 Report heat map</a>
  · <a href="maps/heatmap?by=week">按周 by week</a> · <a href="maps/heatmap?by=month">按月 by month</a></li>
 <li><a href="maps/hotspots">热点分析 Hot spots (Getis-Ord Gi*)</a></li>
+<li><a href="dashboard">规划看板 Planner's dashboard</a></li>
+<li><a href="maps/stations">站点选址 Station siting</a></li>
+<li><a href="maps/patrols">巡查覆盖 Patrol coverage vs demand</a> <small>(staff)</small></li>
+<li><a href="maps/boundaries/diff">边界变化 What moved between boundary generations</a></li>
 </ul>
 <p><small>底图 Base map: <code>?basemap=none|osm|tianditu|amap</code> (default none: works with no internet).
 Filters: <code>since, until, category, status, town, zone</code>.

@@ -35,7 +35,7 @@ def carries_photos(method: str, path: str) -> bool:
 
 def body_limit(settings: Settings, method: str, path: str) -> int:
     """The one body-size rule: admin uploads, batch lookups, photo uploads, everything else."""
-    if path.startswith("/v1/admin/"):
+    if path.startswith("/v1/admin/") or (method == "POST" and path == "/v1/patrols"):  # uploads: GPX/CSV tracks
         return settings.max_upload_bytes
     if method == "POST" and path == "/v1/lookup":
         return batch_body_limit(settings)

@@ -51,15 +51,16 @@ class Collection:
     frame: Callable | None = None
 
 
-def _zones(services):
-    return zones_with_staff(services.index.zones, services.index.roster)
+def _zones(services, at=None):
+    index = services.index_at(at)
+    return zones_with_staff(index.zones, index.roster, at)
 
 
-def _villages(services):
-    return services.index.units.drop(columns=["zone_name"], errors="ignore")
+def _villages(services, at=None):
+    return services.index_at(at).units.drop(columns=["zone_name"], errors="ignore")
 
 
-def _facilities(services):
+def _facilities(services, at=None):
     return services.facilities
 
 
@@ -129,6 +130,13 @@ def _instant(text: str, end: bool) -> datetime | None:
     if end and not is_bare_date(text.strip()):
         t += timedelta(microseconds=1)  # an end date-time is inclusive: [start, end]
     return t
+
+
+def _at(q) -> datetime | None:
+    """The `at` parameter (zones, villages): an instant under the OGC rule (an offset required), or None."""
+    if not q.get("at"):
+        return None
+    return min(max(parse_instant(q["at"], name="at", require_offset=True), EARLIEST), LATEST)
 
 
 def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
@@ -246,6 +254,9 @@ ITEMS_PARAMETERS = [  # parsed by hand (errors must be 400, limits clamped), so 
     {"name": "datetime", "in": "query", "required": False, "schema": {"type": "string"},
      "description": "reports only: an instant or interval (start/end, ../end, start/..) of RFC 3339 date-times with "
                     f"an offset, or bare dates, each the calendar day in {LOCAL_NAME}; interval ends are inclusive"},
+    {"name": "at", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "zones and villages: the boundary generation (and roster) in force at this instant, an RFC 3339 "
+                    f"date-time with an offset or a bare date ({LOCAL_NAME}); default now"},
     {"name": "limit", "in": "query", "required": False, "style": "form", "explode": False,
      "description": f"page size; larger values are clamped to {MAX_LIMIT}",
      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
@@ -279,8 +290,8 @@ def items(collection_id: str, request: Request, services: ServicesDep):
         cats = _categories(services)
         feats = [_report_feature(r, cats) for r in rows]
     else:
-        # Static layers carry no time, so datetime does not narrow them.
-        gdf = c.frame(services)
+        # Static layers carry no time, so datetime does not narrow them; `at` picks the boundary generation.
+        gdf = c.frame(services, _at(q))
         if bbox:
             gdf = gdf[gdf.geometry.intersects(shapely.box(*bbox))]
         gdf = gdf.sort_values(c.key, kind="stable")
@@ -314,7 +325,7 @@ def item(collection_id: str, feature_id: str, request: Request, services: Servic
         except NotFound:
             raise missing from None
     else:
-        gdf = c.frame(services)
+        gdf = c.frame(services, _at(request.query_params))
         gdf = gdf[gdf[c.key].astype(str) == feature_id]
         if gdf.empty:
             raise missing

@@ -25,10 +25,11 @@ from gis.shipped import DATA_DIR
 __all__ = ["Gazetteer", "geocode_address", "GeocodingProvider", "ProviderError"]
 
 # Tie-break when scores are equal: the more specific place first.
-_SPECIFICITY = {"facility": 4, "landmark": 3, "village": 2, "road": 1, "town": 0}
+_SPECIFICITY = {"facility": 4, "landmark": 3, "village": 2, "retired": 2, "road": 1, "town": 0}
 # A town alone never reaches the default min_confidence (0.75): knowing only the
 # town does not tell which of its zones a report belongs to.
-_KIND_WEIGHT = {"facility": 1.0, "landmark": 1.0, "village": 1.0, "road": 0.9, "town": 0.6}
+# "retired": a village name of earlier boundaries that the boundaries in force no longer have.
+_KIND_WEIGHT = {"facility": 1.0, "landmark": 1.0, "village": 1.0, "retired": 1.0, "road": 0.9, "town": 0.6}
 _PRIMARY = 1.0          # official name, short name, facility name/code
 _EXTRA_ALIAS = 0.95     # aliases listed in gazetteer_extra.csv
 _STRIPPED = 0.85        # 铁岗 for 铁岗村: common in speech, but a 2-character word can occur by chance
@@ -69,6 +70,7 @@ class _Entry:
     town: str | None
     facility_id: str | None = None
     aliases: list[_Alias] = field(default_factory=list)
+    successors: list[Candidate] = field(default_factory=list)  # a retired name: the villages now covering its area
 
 
 
@@ -100,18 +102,41 @@ class Gazetteer:
     # ---------------------------------------------------------------- loading
     @classmethod
     def load(cls, data_dir: str | Path | None = None) -> "Gazetteer":
-        """Build from towns.geojson, villages.geojson, facilities.geojson and gazetteer_extra.csv.
-
-        Village and town positions are representative points of their polygons
-        (always inside, unlike centroids).
-        """
+        """Build from towns.geojson, villages.geojson, facilities.geojson and gazetteer_extra.csv."""
         import geopandas as gpd
 
         d = Path(data_dir) if data_dir is not None else DATA_DIR
+        fpath = d / "facilities.geojson"
+        return cls.from_layers(gpd.read_file(d / "towns.geojson", engine="pyogrio"),
+                               gpd.read_file(d / "villages.geojson", engine="pyogrio"),
+                               gpd.read_file(fpath, engine="pyogrio") if fpath.exists() else None,
+                               d / "gazetteer_extra.csv")
+
+    @classmethod
+    def from_index(cls, index, towns, facilities=None, extra_csv: str | Path | None = None,
+                   retired=None) -> "Gazetteer":
+        """Build from the boundaries in force (a ZoneIndex's villages), so new and renamed villages are found by name;
+        `retired`: villages of earlier boundaries that these no longer have (code, name, short_name, town, geometry)."""
+        u = index.units
+        villages = u[["geometry"]].assign(code=u.unit_id.astype(str), name=u.village_name, short_name=u.village_short_name,
+                                          zone_id=u.zone_id.astype(str), town=u.town)
+        return cls.from_layers(towns, villages, facilities, extra_csv, retired)
+
+    @classmethod
+    def from_layers(cls, towns, villages, facilities=None, extra_csv: str | Path | None = None,
+                    retired=None) -> "Gazetteer":
+        """Build from layers: towns (name[, name_en]), villages (code, name, short_name, zone_id, town), facilities
+        (facility_id, name, service_code, zone_id, town), the aliases CSV, and retired villages (see from_index).
+
+        Village and town positions are representative points of their polygons (always inside, unlike
+        centroids). Landmarks and facilities get their zone from the village under them, so a redrawn
+        zone is followed; a retired name gives the villages now covering its old area as candidates.
+        """
         entries: list[_Entry] = []
         derived: list[tuple[_Entry, str]] = []  # (entry, stripped alias), checked for clashes below
 
-        towns = gpd.read_file(d / "towns.geojson", engine="pyogrio").to_crs(4326)
+        towns = towns.to_crs(4326)
+        villages = villages.to_crs(4326)
         for _, t in towns.iterrows():
             name = str(t["name"])
             p = t.geometry.representative_point()
@@ -124,7 +149,6 @@ class Gazetteer:
             e.aliases = [_Alias(normalize_text(n), _PRIMARY, len(n) >= 3 and bool(_CJK.search(n))) for n in names]
             entries.append(e)
 
-        villages = gpd.read_file(d / "villages.geojson", engine="pyogrio").to_crs(4326)
         for _, v in villages.iterrows():
             p = v.geometry.representative_point()
             short = none_if_blank(v.get("short_name")) or str(v["name"])
@@ -140,9 +164,8 @@ class Gazetteer:
                     break
             entries.append(e)
 
-        fpath = d / "facilities.geojson"
-        if fpath.exists():
-            fac = gpd.read_file(fpath, engine="pyogrio").to_crs(4326)
+        if facilities is not None:
+            fac = facilities.to_crs(4326)
             for _, f in fac.iterrows():
                 g = f.geometry
                 if g is None or g.is_empty:
@@ -156,8 +179,8 @@ class Gazetteer:
                              _Alias(normalize_text(f["facility_id"]), _PRIMARY, False)]
                 entries.append(e)
 
-        xpath = d / "gazetteer_extra.csv"
-        if xpath.exists():
+        xpath = Path(extra_csv) if extra_csv is not None else None
+        if xpath is not None and xpath.exists():
             with open(xpath, encoding="utf-8", newline="") as fh:
                 for row in csv.DictReader(fh):
                     kind = (row.get("kind") or "").strip()
@@ -194,7 +217,46 @@ class Gazetteer:
             e.aliases = list(best.values())
             if e.kind in ("facility", "landmark", "road") and e.village_code is None:
                 e.village_code = cls._village_at(villages, e.lon, e.lat, e.zone_id)
+            if e.kind in ("facility", "landmark") and e.zone_id is not None:
+                e.zone_id, e.village_code = cls._zone_at(villages, e.lon, e.lat, e.zone_id, e.village_code)
+        entries.extend(cls._retired(retired, villages, {a.text for e in entries for a in e.aliases}))
         return cls(entries, villages)
+
+    @staticmethod
+    def _zone_at(villages, lon, lat, zone_id, village_code):
+        """The zone and village under a point (the boundaries in force), else what the source said."""
+        hit = villages[villages.geometry.covers(shapely.Point(lon, lat))]
+        if not len(hit):
+            return zone_id, village_code
+        return none_if_blank(hit["zone_id"].iloc[0]), none_if_blank(hit["code"].iloc[0])
+
+    @staticmethod
+    def _retired(retired, villages, taken: set[str]) -> list[_Entry]:
+        """Entries for names the boundaries in force no longer have, each with the villages now covering its area."""
+        if retired is None or not len(retired):
+            return []
+        out = []
+        retired = retired.to_crs(4326)
+        vg = np.asarray(villages.geometry.values, dtype=object)
+        for _, r in retired.iterrows():
+            names = [n for n in (none_if_blank(r.get("name")), none_if_blank(r.get("short_name"))) if n]
+            aliases = [_Alias(normalize_text(n), _PRIMARY, False) for n in names if normalize_text(n) not in taken]
+            if not aliases or r.geometry is None or r.geometry.is_empty:
+                continue
+            p = r.geometry.representative_point()
+            cover = np.flatnonzero(shapely.intersects(vg, r.geometry))
+            area = shapely.area(shapely.intersection(vg[cover], r.geometry)) if len(cover) else np.array([])
+            succ = [Candidate(kind="village", name=str(villages.iloc[k].get("short_name") or villages.iloc[k]["name"]),
+                              matched=names[0], lon=float(villages.iloc[k].geometry.representative_point().x),
+                              lat=float(villages.iloc[k].geometry.representative_point().y),
+                              zone_id=none_if_blank(villages.iloc[k]["zone_id"]),
+                              village_code=none_if_blank(villages.iloc[k]["code"]), town=none_if_blank(villages.iloc[k].get("town")),
+                              score=round(float(a / r.geometry.area), 4) if r.geometry.area else 0.0)
+                    for k, a in sorted(zip(cover, area), key=lambda ka: -ka[1]) if a > 0]
+            e = _Entry("retired", names[0], p.x, p.y, None, none_if_blank(r.get("code")), none_if_blank(r.get("town")))
+            e.aliases, e.successors = aliases, succ
+            out.append(e)
+        return out
 
     @staticmethod
     def _village_at(villages, lon, lat, zone_id):
@@ -329,6 +391,11 @@ def _decide(cands: list[Candidate], min_confidence: float, min_margin: float, ga
     if not cands:
         return GeocodeResult("gazetteer", None, None, 0.0, True, [], note="no known place name in the text")
     b = cands[0]
+    if b.kind == "retired":  # not a stale zone: the villages now covering it, for a person to choose
+        succ = next((e.successors for e in gazetteer.entries if e.kind == "retired" and e.name == b.name), [])
+        return GeocodeResult("gazetteer", b.lon, b.lat, b.score, True, succ + cands[1:],
+                             note=f"{b.name} no longer exists under the boundaries in force; "
+                                  f"now covered by {', '.join(c.name for c in succ) or 'no village'}")
     reasons = []
     if b.kind == "town":
         reasons.append("only the town is known")

@@ -107,6 +107,7 @@ class ZoneIndex:
         order = np.lexsort((u["unit_id"].astype(str).to_numpy(), u["zone_id"].astype(str).to_numpy()))
         self.units = u.iloc[order].reset_index(drop=True)
         self.roster = roster
+        self.generation: int | None = None  # the store's boundary generation these units are (zonechief.generations)
         geoms = self.units.geometry.values
         self._geoms = np.asarray(geoms, dtype=object)
         shapely.prepare(self._geoms)
@@ -206,6 +207,16 @@ class ZoneIndex:
         if len(exact):
             unit[exact], interior[exact] = self._locate_few(x[exact], y[exact])
         return unit, interior
+
+    def locate_once(self, lon, lat) -> np.ndarray:
+        """Unit index per WGS-84 point (-1: in no unit), as locate() answers, without building its grids:
+        for a one-off batch on an index that may never see another (a new boundary generation's moves)."""
+        x = np.ascontiguousarray(lon, dtype="f8").ravel()
+        y = np.ascontiguousarray(lat, dtype="f8").ravel()
+        unit = np.full(len(x), -1, dtype=np.int32)
+        ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+        unit[ok] = self._locate_few(x[ok], y[ok])[0]
+        return unit
 
     def _locate_small(self, x: float, y: float) -> tuple[int, bool]:
         """locate() for one finite point: the units whose bounding box holds it, in order, as in _pass."""

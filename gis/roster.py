@@ -46,7 +46,10 @@ class Roster:
         if bad_roles:
             raise RosterError(f"unknown roles {bad_roles}; use one of {sorted(ROLES)}")
         t["effective_from"] = pd.to_datetime(t["effective_from"], errors="raise").dt.date
-        t["effective_to"] = pd.to_datetime(t["effective_to"].replace("", None), errors="raise").dt.date
+        # Element-wise: with no end date at all, .dt.date would keep a datetime64 column that dates cannot be compared with.
+        t["effective_to"] = pd.Series([None if pd.isna(d) else d.date() for d in
+                                       pd.to_datetime(t["effective_to"].replace("", None), errors="raise")],
+                                      index=t.index, dtype=object)
         t = t.fillna({"phone": ""}).astype({"person_id": str, "zone_id": str, "name": str, "phone": str})
         self.table = t.reset_index(drop=True)
         self._check_one_chief()

@@ -16,6 +16,9 @@ Pinned packages and what is taken from each:
 | leaflet-timedimension@1.1.1 | dist/leaflet.timedimension.min.js, dist/leaflet.timedimension.control.css | MIT |
 | iso8601-js-period@0.2.1 | iso8601.js                                                   | Apache-2.0   |
 | jquery@3.7.1          | dist/jquery.min.js (HeatMapWithTime's template calls $.extend) | MIT          |
+| vega@6.2.0            | build/vega.min.js (the /dashboard charts)                      | BSD-3-Clause |
+| vega-lite@6.4.1       | build/vega-lite.min.js (the Vega-Lite version altair writes)   | BSD-3-Clause |
+| vega-embed@7.1.0      | build/vega-embed.min.js (run with ast: true: no eval under the CSP) | BSD-3-Clause |
 
 Changes made while copying (and only these):
 - leaflet.timedimension.control.css: the @font-face block that loads the
@@ -69,6 +72,10 @@ PACKAGES: dict[str, tuple[str, dict[str, str], str | None]] = {
     }, "LICENSE"),
     "iso8601-js-period": ("0.2.1", {"iso8601.js": "iso8601.js"}, None),
     "jquery": ("3.7.1", {"dist/jquery.min.js": "jquery.min.js"}, "LICENSE.txt"),
+    # /dashboard's charts: Vega-Lite specs from altair (maps/charts.py), rendered in the page.
+    "vega": ("6.2.0", {"build/vega.min.js": "vega.min.js"}, "LICENSE"),
+    "vega-lite": ("6.4.1", {"build/vega-lite.min.js": "vega-lite.min.js"}, "LICENSE"),
+    "vega-embed": ("7.1.0", {"build/vega-embed.min.js": "vega-embed.min.js"}, "LICENSE"),
 }
 
 _GLYPHICONS_FONT_FACE = re.compile(r"@font-face\s*\{[^}]*bootstrapcdn[^}]*\}\s*", re.S)

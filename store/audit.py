@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from store.models import AuditEntry
 
-# Actions that replace reference data; their presence means the database, not the shipped files, is in force.
-REFERENCE_ACTIONS = ("boundaries.import", "roster.import", "facilities.import")
+# Actions that replace reference data (a scheduled boundary generation taking effect too; zonechief.generations);
+# their presence means the database, not the shipped files, is in force.
+REFERENCE_ACTIONS = ("boundaries.import", "roster.import", "facilities.import", "boundaries.activate")
 
 
 def record(session: Session, actor: str, action: str, summary: dict, at: datetime | None = None) -> AuditEntry:

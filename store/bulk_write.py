@@ -30,7 +30,7 @@ from store.tokens import new_tokens
 REPORT_COLS = ["id", "created_at", "updated_at", "source", "category", "description", "location_input", "geom",
                "geocode_method", "geocode_confidence", "needs_review", "review_note", "zone_id", "village_code",
                "chief_id", "status", "reporter_name", "reporter_phone", "photo_url", "idempotency_key",
-               "tracking_token", "satisfaction", "rating", "rating_comment", "rated_at", "first_rated_at"]
+               "tracking_token", "satisfaction", "rating", "rating_comment", "rated_at", "first_rated_at", "generation_id"]
 # Columns a batch may leave out: null for every row (a citizen's answer is given later, if at all).
 OPTIONAL_COLS = {"satisfaction": pa.string(), "rating": pa.int32(), "rating_comment": pa.string(),
                  "rated_at": pa.timestamp("us", tz="UTC"), "first_rated_at": pa.timestamp("us", tz="UTC")}
@@ -46,6 +46,7 @@ class Batch(Protocol):
 
     max_rows: int  # at most this many reports (0: nothing to write)
     built: int  # reports built so far
+    generation: int | None  # the boundary generation the reports were assigned under
 
     def chunks(self, size: int, first: int | None = None) -> Iterator[tuple[int, pa.Table, pa.Table, int]]:
         """(offset, reports, events, progress advance) per window; events' "report" is the position in the window."""
@@ -202,18 +203,19 @@ def _pg_windows(batch: Batch, take_ids: Callable[[int], np.ndarray]):
         ids = take_ids(t.num_rows)
         lon = t["lon"].to_numpy(zero_copy_only=False)
         lat = t["lat"].to_numpy(zero_copy_only=False)
-        cols = {"id": pa.array(ids, pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326), **_own_columns(t)}
+        cols = {"id": pa.array(ids, pa.int32()), "geom": pg_bulk.ewkb_points(lon, lat, 4326), **_own_columns(t, getattr(batch, "generation", None))}
         data = pg_bulk.encode([cols[c] if c in cols else t[c].combine_chunks() for c in REPORT_COLS])
         events = [pa.array(ids[e["report"].to_numpy()], pa.int32()),
                   *(e[c].combine_chunks() for c in EVENT_COLS[1:])]
         yield data, events, advance, ids
 
 
-def _own_columns(t: pa.Table) -> dict[str, pa.Array]:
-    """The columns the store adds to a window of reports: a fresh tracking token each (store.tokens),
-    and nulls for the optional columns the batch does not carry."""
+def _own_columns(t: pa.Table, generation: int | None) -> dict[str, pa.Array]:
+    """The columns the store adds to a window of reports: a fresh tracking token each (store.tokens), the
+    boundary generation, and nulls for the optional columns the batch does not carry."""
     n = t.num_rows
-    out = {"tracking_token": new_tokens(n)}
+    out = {"tracking_token": new_tokens(n), "generation_id": pa.nulls(n, pa.int32()) if generation is None
+           else pa.repeat(pa.scalar(generation, pa.int32()), n)}
     out.update({c: pa.nulls(n, typ) for c, typ in OPTIONAL_COLS.items() if c not in t.column_names})
     return out
 
@@ -252,7 +254,7 @@ class SqliteBulkWriter(BulkWriter):
             for a, t, e, advance in batch.chunks(CHUNK):
                 ids = pa.array(np.arange(start + a, start + a + t.num_rows))
                 cols = {"id": ids, "geom": _wkb_points(t["lon"].to_numpy(zero_copy_only=False),
-                                                       t["lat"].to_numpy(zero_copy_only=False)), **_own_columns(t)}
+                                                       t["lat"].to_numpy(zero_copy_only=False)), **_own_columns(t, getattr(batch, "generation", None))}
                 _insert_rows(cur, "reports", REPORT_COLS, [cols[c] if c in cols else t[c] for c in REPORT_COLS])
                 ev = [pc.add(e["report"], start + a)] + [e[c] for c in EVENT_COLS[1:]]
                 _insert_rows(cur, "report_events", EVENT_COLS, ev)

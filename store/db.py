@@ -105,6 +105,12 @@ def village_rows(index) -> list[dict]:
              "geom": _multi(r.geometry)} for r in index.units.itertuples()]
 
 
+def generation_rows(index) -> list[dict]:
+    """Rows for generation_villages from a ZoneIndex: its villages, with their zone's name."""
+    names = dict(zip(index.zones.zone_id, index.zones.name))
+    return [{**v, "zone_name": names.get(v["zone_id"])} for v in village_rows(index)]
+
+
 def roster_rows(roster) -> list[dict]:
     """Rows for the roster table (none without a roster); an open end date becomes NULL."""
     if roster is None:
@@ -135,6 +141,9 @@ def load_reference(session: Session, index, facilities, categories: pd.DataFrame
     _insert(session, Facility, facility_rows(facilities))
     _insert(session, Category, [{"code": r.code, "major_code": r.major_code, "major_name": r.major_name, "name": r.name}
                                 for r in categories.itertuples()])
+    from store.generations import GenerationRepository  # store.generations imports this module
+
+    GenerationRepository.first(session, generation_rows(index))  # the boundaries it starts with are generation 1
     return True
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.tokens import new_token
@@ -114,10 +114,48 @@ class Report(Base):
     rating_comment: Mapped[str | None] = mapped_column(Text)  # personal data: staff only
     rated_at: Mapped[datetime | None]  # the answer in force
     first_rated_at: Mapped[datetime | None]  # the first answer since the last resolution: the window starts here
+    # The boundary generation the report was (last) assigned under (migration 0010); None: no generation yet.
+    generation_id: Mapped[int | None] = mapped_column(Integer)
     media: Mapped[list["ReportMedia"]] = relationship(order_by="ReportMedia.id", lazy="selectin",
                                                       cascade="all, delete-orphan")
     history: Mapped[list["ReportEvent"]] = relationship(order_by="ReportEvent.id", lazy="selectin",
                                                          cascade="all, delete-orphan")
+
+
+class BoundaryGeneration(Base):
+    """One boundary import, kept: its source, who, when, and from when it is valid (migration 0010).
+
+    The generation in force at an instant is the one with the latest valid_from at or before it
+    (ties: the later id). activated_at: when it was put in force (zones/villages replaced, open
+    reports moved); None while it waits for its valid_from.
+    """
+
+    __tablename__ = "boundary_generations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    valid_from: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    activated_at: Mapped[datetime | None]
+    rewrite_history: Mapped[bool] = mapped_column(Boolean, default=False)
+    summary: Mapped[dict] = mapped_column(JSON)
+
+
+class GenerationVillage(Base):
+    """A village of a generation, as imported (the villages table holds the generation in force)."""
+
+    __tablename__ = "generation_villages"
+    generation_id: Mapped[int] = mapped_column(ForeignKey("boundary_generations.id", ondelete="CASCADE"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    short_name: Mapped[str | None] = mapped_column(String(100))
+    town: Mapped[str | None] = mapped_column(String(50))
+    town_code: Mapped[str | None] = mapped_column(String(12))
+    zone_id: Mapped[str] = mapped_column(String(32))
+    zone_name: Mapped[str | None] = mapped_column(String(200))
+    geometry_quality: Mapped[str | None] = mapped_column(String(20))
+    geom = mapped_column(Geom("MULTIPOLYGON"), nullable=False)
 
 
 class ReportEvent(Base):
@@ -258,3 +296,73 @@ class StaffSession(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# ---------------------------------------------------------------- patrols (issue 17; migration 0009, store/patrols_repo.py)
+class PatrolTeam(Base):
+    """A patrol team: the town's inspectors (巡查员), the women's enforcement team (女子执法队)..."""
+
+    __tablename__ = "patrol_teams"
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))  # inspectors | womens_team | other text
+    town: Mapped[str | None] = mapped_column(String(50))
+
+
+class PatrolPerson(Base):
+    """Someone who patrols: their team and, where they have one, their zone."""
+
+    __tablename__ = "patrol_people"
+    person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    zone_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class PairedShop(Base):
+    """A shop paired with a team (门前三包 pairing): where it is (WGS-84) and who looks after it."""
+
+    __tablename__ = "paired_shops"
+    shop_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    team_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    person_id: Mapped[str | None] = mapped_column(String(32))
+    zone_id: Mapped[str | None] = mapped_column(String(32))
+    geom = mapped_column(Geom("POINT"), nullable=False)
+
+
+class Patrol(Base):
+    """One patrol: a person's fixes with no gap over 30 min, as a WGS-84 line; its fixes are in patrol_points."""
+
+    __tablename__ = "patrols"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    town: Mapped[str | None] = mapped_column(String(50))
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime]
+    n_points: Mapped[int] = mapped_column(Integer)
+    length_m: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    imported_at: Mapped[datetime]
+    imported_by: Mapped[str | None] = mapped_column(String(100))
+    geom = mapped_column(Geom("LINESTRING"), nullable=False)
+
+
+# A fix's time: timestamptz on PostGIS; Unix epoch microseconds on SQLite (text timestamps cost seconds per million).
+PointTime = DateTime(timezone=True).with_variant(BigInteger(), "sqlite")
+
+
+class PatrolPoint(Base):
+    """One GPS fix of a patrol: time and WGS-84 degrees as plain floats (read and written in bulk, never searched)."""
+
+    __tablename__ = "patrol_points"
+    patrol_id: Mapped[int] = mapped_column(BigId, primary_key=True)  # no foreign key: its check costs 15 s a million fixes
+    t = mapped_column(PointTime, primary_key=True)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+
+
+GIST_INDEXES.update({"patrols": "ix_patrols_geom", "paired_shops": "ix_paired_shops_geom"})

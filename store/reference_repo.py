@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from store.deadline import Deadlines
+
 
 class ReferenceRepository(ABC):
     """How an import keeps others from changing the reference tables until its transaction ends."""
@@ -17,7 +19,8 @@ class ReferenceRepository(ABC):
 
     @abstractmethod
     def lock_for_replace(self, session: Session) -> None:
-        """Serialize concurrent imports (also from other processes); readers are not blocked."""
+        """Serialize concurrent imports (also from other processes); readers are not blocked. Holds the transaction
+        open for a bulk job: on PostGIS its statements get the bulk deadline."""
 
     @abstractmethod
     def read_snapshot(self, session: Session) -> None:
@@ -28,7 +31,9 @@ class PostgisReferenceRepository(ReferenceRepository):
     """SHARE ROW EXCLUSIVE conflicts with itself and with writers, not with readers."""
 
     def lock_for_replace(self, session: Session) -> None:
-        """LOCK TABLE, held until commit or rollback."""
+        """LOCK TABLE, held until commit or rollback; the transaction gets the bulk deadline (a boundary
+        generation taking effect may move 100,000 reports, which takes longer than a request's statement)."""
+        Deadlines.of(session.get_bind()).extend(session.connection())
         session.execute(text("LOCK TABLE zones, villages, roster, facilities IN SHARE ROW EXCLUSIVE MODE"))
 
     def read_snapshot(self, session: Session) -> None:

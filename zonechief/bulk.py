@@ -306,6 +306,7 @@ class Batch:
         self.rejects: list[tuple[int, str]] = []
         self.needs_review = 0
         self.built = 0  # reports built so far (candidates minus the windows' rejects)
+        self.generation: int | None = None  # the boundary generation they are assigned under (set by write)
 
     def chunks(self, size: int, first: int | None = None):
         """(offset, reports, events, advance) per window of `size` candidates (the first: `first`).
@@ -369,6 +370,7 @@ def write(reports: Reports, batch: "Batch | FileBatch", rebuild_indexes: bool | 
     lock; executemany on SQLite. `progress` gets the source rows each window settles that
     were not counted while being prepared.
     """
+    batch.generation = reports.index.generation
     return reports.db.bulk_writer.write(batch, rebuild_indexes, progress)
 
 
@@ -486,6 +488,7 @@ class FileBatch:
         self.crs, self.actor, self.now, self.columnar = crs, actor, now, columnar
         self.max_rows = book.rows - len(book.stored)  # at most: a row whose key is stored is never new
         self.built = self.needs_review = self.already_present = 0
+        self.generation: int | None = None  # the boundary generation they are assigned under (set by write)
         self._asked = False
 
     def chunks(self, size: int, first: int | None = None):

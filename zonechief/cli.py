@@ -211,18 +211,30 @@ def _actor(actor: str | None) -> str:
     return actor or f"cli:{getpass.getuser()}"
 
 
-def _import_reference(actor, dry_run, **files):
-    """Validate and replace reference data in the store, in one transaction with an audit entry."""
+def _import_reference(actor, dry_run, quiet: bool = False, **files):
+    """Validate and replace reference data in the store, in one transaction with an audit entry.
+
+    `quiet`: a dry run showing only how an official layer's columns were read (to confirm them).
+    """
     from gis.crs import UnknownCRSError
     from zonechief.reference import ImportRejected, import_reference
     from zonechief.services import Services
 
     services = Services()
     try:
-        out = import_reference(services.db, services.index, services.facilities, _actor(actor), dry_run=dry_run, **files)
+        out = import_reference(services.db, services.index, services.facilities, _actor(actor), dry_run=dry_run,
+                               public_url=services.settings.public_url, **files)
     except (ImportRejected, UnknownCRSError) as exc:  # UnknownCRSError: a file's own CRS
         _fail(str(exc))
+    if quiet:
+        click.echo("\n".join(n for n in out.summary["boundaries"]["repairs"] if n.startswith(("official layer", "columns read"))),
+                   err=True)
+        return
     click.echo(json.dumps(out.summary, ensure_ascii=False, indent=2, default=str))
+    if out.diff is not None:
+        from zonechief.cli_boundaries import report_text
+
+        click.echo("\n" + report_text(out.diff), err=True)
     if dry_run:
         click.echo("dry run: valid; nothing was changed", err=True)
     else:
@@ -244,13 +256,76 @@ _dry_opt = click.option("--dry-run", is_flag=True, help="Validate and show the c
 @click.option("--crs", default=None, callback=_crs_value, help="CRS when the file has none")
 @click.option("--layer", default=None, help="Layer of a multi-layer file")
 @click.option("--allow-repairs", is_flag=True, help="Accept invalid polygons that can be repaired")
+@click.option("--valid-from", default=None, help="When the boundaries take effect (ISO 8601; a bare date is that day in "
+                                                 "Asia/Shanghai); default now. Later: kept until then")
+@click.option("--rewrite-history", is_flag=True, help="Allow a past --valid-from that re-explains reports already filed (audited)")
+@click.option("--allow-uncovered", is_flag=True, help="Accept boundaries that leave parts of the old towns uncovered (audited)")
+@click.option("--code-field", default=None, help="Official layer: the column of the 12-digit village code (default: guessed)")
+@click.option("--name-field", default=None, help="Official layer: the column of the village name (default: guessed)")
+@click.option("--town-field", default=None, help="Official layer: the column of the town (default: guessed)")
+@click.option("--zones", "zones_csv", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Official layer: CSV code,zone_id[,zone_name] for villages whose code has no zone now")
+@click.option("--encoding", default=None, help="Official layer: the .dbf encoding (default: the .cpg, else UTF-8 or GB18030)")
+@click.option("--yes", is_flag=True, help="Official layer: do not ask to confirm the guessed columns")
 @_actor_opt
 @_dry_opt
-def boundaries_import(path, roster, facilities_file, id_field, zone_field, crs, layer, allow_repairs, actor, dry_run):
-    """Replace the boundaries in the report store (validated; all or nothing; audited)."""
-    opts = {"id_field": id_field, "zone_field": zone_field, "crs": crs, "layer": layer, "allow_repairs": allow_repairs}
+def boundaries_import(path, roster, facilities_file, id_field, zone_field, crs, layer, allow_repairs, valid_from,
+                      rewrite_history, allow_uncovered, code_field, name_field, town_field, zones_csv, encoding, yes,
+                      actor, dry_run):
+    """Import boundaries as a new generation (validated; all or nothing; audited).
+
+    In force from --valid-from (default now): the zones are replaced and every open report whose point falls
+    in another zone moves to it and its chief. --dry-run shows what moved and how many open reports would move.
+    A layer without this project's columns (code, zone_id), e.g. a 三调 village layer, is read as an official
+    layer: its columns are guessed and shown for confirmation, and villages keep the zone their code has now.
+    """
+    from zonechief.reference import is_official
+
+    opts: dict = {"id_field": id_field, "zone_field": zone_field, "crs": crs, "layer": layer, "allow_repairs": allow_repairs}
+    given = {"code": code_field, "name": name_field, "town": town_field, "zone": zone_field if zone_field != "zone_id" else None}
+    if any(given.values()) or zones_csv or encoding or is_official(path, layer):
+        opts["official"] = {"columns": given, "zones": zones_csv, "encoding": encoding}
+        if not (yes or dry_run or (code_field and name_field)):
+            _import_reference(actor, True, boundaries=path, boundary_options=opts, quiet=True)
+            click.confirm("import with these columns?", abort=True, err=True)
     _import_reference(actor, dry_run, boundaries=path, roster=roster, facilities_file=facilities_file,
-                      boundary_options=opts)
+                      boundary_options=opts, valid_from=_at(valid_from, "--valid-from"), rewrite_history=rewrite_history,
+                      allow_uncovered=allow_uncovered)
+
+
+@boundaries.command("generations")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+def boundaries_generations(as_json):
+    """The boundary generations in the store: every import, from when it is valid, which is in force."""
+    from store.generations import GenerationRepository
+    from zonechief.services import Services
+
+    services = Services()
+    db = services.db
+    with db.sessions() as s:
+        rows = GenerationRepository.for_db(db).all(s)
+    current = services.index.generation
+    items = [{"id": g.id, "valid_from": g.valid_from.isoformat(), "activated_at": g.activated_at and g.activated_at.isoformat(),
+              "in_force": g.id == current, "actor": g.actor, "source": g.source,
+              "villages": (g.summary or {}).get("villages_after")} for g in rows]
+    if as_json:
+        click.echo(json.dumps(items, ensure_ascii=False, indent=2))
+        return
+    for g in items:
+        state = "in force" if g["in_force"] else ("scheduled" if g["activated_at"] is None else "past")
+        click.echo(f"#{g['id']:<4} valid from {g['valid_from']:<32} {state:<10} {g['source']} ({g['actor']})")
+
+
+@boundaries.command("activate")
+def boundaries_activate():
+    """Put in force a generation whose --valid-from has come (servers do it within 30 s; this is for cron)."""
+    from zonechief.services import Services
+
+    services = Services()
+    if services.activate_due_generations():
+        click.echo(f"generation {services.index.generation} is in force", err=True)
+    else:
+        click.echo("nothing to do: no generation waits for its time", err=True)
 
 
 @main.group()
@@ -355,13 +430,19 @@ def demo():
 @demo.command("seed")
 @click.option("--reports", "n", default=2000, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
-def demo_seed(n, seed):
+@click.option("--patrol-days", default=7, show_default=True, type=int,
+              help="Days of synthetic patrol tracks (a fix every 30 s; 0: none), with the illustrative teams and shops")
+def demo_seed(n, seed, patrol_days):
     """Write N realistic synthetic reports (weighted categories, daily/weekly rhythm, clusters, progressing statuses)."""
     from zonechief.bulk import seed_demo
 
     svc = _reports_service()
     res = _with_bar(n, "seed", lambda bar: seed_demo(svc, n, seed=seed, progress=bar.update))
     click.echo(f"demo: {res}")
+    if patrol_days > 0:
+        from zonechief.patrols_synthetic import seed_demo_patrols
+
+        click.echo(f"demo patrols (synthetic): {seed_demo_patrols(svc.db, svc.index, days=patrol_days, seed=seed)}")
 
 
 @main.group()
@@ -506,7 +587,11 @@ def map_cmd(kind, out, basemap, standalone, static_url, since, until, category, 
     click.echo(f"wrote {out} ({len(html.encode()):,} bytes)" + ("" if url != "zonechief_static" else
                                                                 f" and its scripts in {out.parent / url}"), err=True)
 
-from zonechief import cli_qr, cli_serve  # noqa: E402,F401  (register `zonechief qr` and `zonechief serve`)
+from zonechief.cli_boundaries import boundaries_diff  # noqa: E402
+
+boundaries.add_command(boundaries_diff)  # `zonechief boundaries diff`
+# Each registers its commands on `main`: `zonechief patrols`, `plan`, `qr` and `serve`.
+from zonechief import cli_patrols, cli_plan, cli_qr, cli_serve  # noqa: E402,F401
 
 if __name__ == "__main__":
     # `python -m zonechief.cli`: this module runs as __main__, and cli_serve/cli_qr registered their

@@ -18,7 +18,7 @@ TYPES = (CREATED, ASSIGNED, STATUS_CHANGED, RATED, REASSIGNED)
 
 
 def report_summary(r: Report, public_url: str) -> dict:
-    """The report as events carry it."""
+    """The report as events carry it (`r`: a Report, or a row with its columns)."""
     g = r.geom
     loc = r.location_input or {}
     return {"id": r.id, "status": r.status, "category": r.category, "description": r.description,
@@ -29,13 +29,18 @@ def report_summary(r: Report, public_url: str) -> dict:
             "tracking_url": f"{public_url}/t/{r.tracking_token}"}
 
 
-def event(r: Report, type_: str, at: datetime, public_url: str, change: dict | None = None) -> OutboxEvent:
-    """One outbox row for report `r` (flushed: it has its id)."""
+def event_values(r, type_: str, at: datetime, public_url: str, change: dict | None = None) -> dict:
+    """The outbox row of an event on report `r` as column values (`r`: a Report, or a row with its columns)."""
     payload = {"type": type_, "at": at.isoformat(), "report": report_summary(r, public_url)}
     if change:
         payload["change"] = change
-    return OutboxEvent(at=at, type=type_, report_id=r.id, zone_id=r.zone_id, chief_id=r.chief_id,
-                       category=r.category, payload=payload, fanned_out=False)
+    return {"at": at, "type": type_, "report_id": r.id, "zone_id": r.zone_id, "chief_id": r.chief_id,
+            "category": r.category, "payload": payload, "fanned_out": False}
+
+
+def event(r: Report, type_: str, at: datetime, public_url: str, change: dict | None = None) -> OutboxEvent:
+    """One outbox row for report `r` (flushed: it has its id)."""
+    return OutboxEvent(**event_values(r, type_, at, public_url, change))
 
 
 def on_created(r: Report, at: datetime, public_url: str) -> list[OutboxEvent]:
@@ -49,6 +54,14 @@ def on_created(r: Report, at: datetime, public_url: str) -> list[OutboxEvent]:
 def on_status(r: Report, before: str, at: datetime, actor: str, note: str | None, public_url: str) -> OutboxEvent:
     """A status change (r already has the new status)."""
     return event(r, STATUS_CHANGED, at, public_url, {"from": before, "to": r.status, "actor": actor, "note": note})
+
+
+def on_reassigned(r, at: datetime, public_url: str, before: dict, after: dict) -> dict:
+    """A report moved to another zone because the boundaries changed (zonechief.generations): row values for a bulk insert.
+
+    `before` and `after`: zone_id, chief_id and the boundary generation, so receivers can tell both chiefs.
+    """
+    return event_values(r, REASSIGNED, at, public_url, {"from": before, "to": after, "reason": "boundaries"})
 
 
 def on_rated(r: Report, at: datetime, public_url: str) -> OutboxEvent:

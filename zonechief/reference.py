@@ -13,31 +13,38 @@ import copy
 import hashlib
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import shapely
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DataError, IntegrityError
 
-from gis.boundaries import BoundaryError, load_and_validate
+from gis.boundaries import METRIC, BoundaryError, load_and_validate, validate
+from gis.boundary_diff import BoundaryDiff, diff_units
 from gis.crs import normalize_crs
 from gis.errors import ZonechiefError
 from gis.lookup import ZoneIndex, normalize_units
+from gis.official_layers import coverage_gaps, describe_mapping, format_problems, prepare_official
 from gis.roster import REQUIRED as ROSTER_COLUMNS
 from gis.roster import Roster, RosterError
 from gis.shipped import OVERLAP_TOLERANCE_M2
 from store import audit, notify
 from store.db import Database, _insert, facility_rows, roster_rows, village_rows, zone_rows
+from store.generations import GenerationRepository
 from store.models import Facility, RosterEntry, Village, Zone
+from zonechief import generations
 
 KINDS = ("boundaries", "roster", "facilities")
 MAX_LISTED = 100  # ids listed per change kind in an audit summary; counts are always complete
 # Column widths of the reference tables (store/models.py): checked up front for a clear message.
 ID_LEN, NAME_LEN, PHONE_LEN = 32, 100, 40
+COVERAGE_MARGIN_M = 50.0  # new boundaries must cover the old towns except this close to their outline
 
 
 class ImportRejected(ZonechiefError, ValueError):
@@ -54,6 +61,7 @@ class ImportOutcome:
     audit_ids: list[int] = field(default_factory=list)
     index: ZoneIndex | None = None  # the index to put in force (after commit)
     facilities: gpd.GeoDataFrame | None = None
+    diff: BoundaryDiff | None = None  # boundaries: what moved, against the boundaries in force
 
     @property
     def version(self) -> int | None:
@@ -78,14 +86,40 @@ def _too_long(values, limit: int) -> list[str]:
 
 
 # ------------------------------------------------------------------ validation
+def is_official(path, layer: str | None = None) -> bool:
+    """Whether a layer lacks this project's own columns (code and zone_id): then it is read as an official
+    layer (gis.official_layers: 三调-style fields guessed, GBK .dbf, codes checked, zones kept by code)."""
+    try:
+        info = pyogrio.read_info(path, layer=layer)
+    except Exception:  # not readable here: the reader says why
+        return False
+    cols = {c.lower() for c in info["fields"]}
+    empty = info.get("features") == 0  # nothing to guess from: the plain reader says "no features"
+    return not empty and not ({"code", "village_code", "unit_id"} & cols and "zone_id" in cols)
+
+
 def read_boundaries(path, roster: Roster | None, *, id_field: str | None = None, zone_field: str = "zone_id",
                     layer: str | None = None, crs: str | None = None, allow_repairs: bool = False,
-                    snap_tolerance_m: float | None = None,
-                    overlap_tolerance_m2: float = OVERLAP_TOLERANCE_M2) -> tuple[ZoneIndex, list[str]]:
-    """A new index from a boundary file, or ImportRejected. Returns (index, repair notes)."""
+                    snap_tolerance_m: float | None = None, overlap_tolerance_m2: float = OVERLAP_TOLERANCE_M2,
+                    official: dict | None = None, current: ZoneIndex | None = None) -> tuple[ZoneIndex, list[str]]:
+    """A new index from a boundary file, or ImportRejected. Returns (index, repair notes).
+
+    `official`: read it as an official layer (is_official), with options columns (code, name, zone, town:
+    which column is which; else guessed), zones (a CSV code,zone_id[,zone_name] for codes `current`, the
+    boundaries in force, does not zone) and encoding; its notes (what was guessed) come back with the repairs.
+    """
     tol = overlap_tolerance_m2
+    notes: list[str] = []
     try:
-        gdf, report = load_and_validate(path, id_field=id_field, tolerance_m2=tol, layer=layer, crs=crs)
+        if official is not None:
+            try:
+                gdf, notes = _read_official(path, layer, crs, official, current, tol)
+            except BoundaryError as exc:
+                raise BoundaryError(f"boundaries rejected, nothing was written: {exc}") from exc
+            id_field, zone_field = "code", "zone_id"
+            gdf, report = validate(gdf, id_field="code", tolerance_m2=tol, source=str(path))
+        else:
+            gdf, report = load_and_validate(path, id_field=id_field, tolerance_m2=tol, layer=layer, crs=crs)
     except BoundaryError as exc:
         raise ImportRejected(str(exc)) from exc
     if report.problems:
@@ -102,7 +136,28 @@ def read_boundaries(path, roster: Roster | None, *, id_field: str | None = None,
     long_ids = _too_long(units["unit_id"], ID_LEN) + _too_long(units["zone_id"], ID_LEN)
     if long_ids:
         raise ImportRejected(f"ids longer than {ID_LEN} characters: {', '.join(long_ids)}")
-    return ZoneIndex(units, roster, snap_tolerance_m, overlap_tolerance_m2), repairs
+    return ZoneIndex(units, roster, snap_tolerance_m, overlap_tolerance_m2), notes + repairs
+
+
+def _read_official(path, layer, crs, options: dict, current: ZoneIndex | None, tol: float):
+    """An official layer in the project's columns, or ImportRejected listing every problem at once."""
+    out = prepare_official(path, current.units if current is not None else None, layer=layer, crs=crs,
+                           encoding=options.get("encoding"), zone_map=options.get("zones"), tolerance_m2=tol,
+                           columns={k: v for k, v in (options.get("columns") or {}).items() if v},
+                           old=gpd.GeoDataFrame(geometry=[], crs=4326))  # coverage: import_reference checks it
+    if not out.ok:
+        raise ImportRejected(f"boundaries rejected ({len(out.problems)} problem(s)); nothing was written:\n"
+                             + format_problems(out.problems) + "\ncolumns read:\n" + describe_mapping(out.mapping))
+    return out.frame, [f"official layer: {n}" for n in out.notes] + ["columns read:\n" + describe_mapping(out.mapping)]
+
+
+def uncovered(old: ZoneIndex, new: ZoneIndex, tol: float) -> list[str]:
+    """Parts of the old towns the new boundaries leave uncovered, beyond COVERAGE_MARGIN_M of the old outline
+    (town outlines differ by tens of metres between sources) and above `tol` m²; as readable lines."""
+    units = old.units.to_crs(METRIC)
+    towns = units.dissolve(by=units["town"].fillna("?").to_numpy()).buffer(-COVERAGE_MARGIN_M)
+    old_towns = gpd.GeoDataFrame({"town": towns.index}, geometry=towns.values, crs=METRIC)
+    return [str(p) for p in coverage_gaps(old_towns, new.units, tol)]
 
 
 def read_roster(path) -> Roster:
@@ -229,36 +284,66 @@ def facilities_summary(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> dict:
 # ------------------------------------------------------------------ the import
 def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFrame, actor: str, *,
                      boundaries=None, roster=None, facilities_file=None, dry_run: bool = False,
-                     boundary_options: dict | None = None, source_names: dict | None = None) -> ImportOutcome:
+                     boundary_options: dict | None = None, source_names: dict | None = None,
+                     valid_from: datetime | None = None, rewrite_history: bool = False, allow_uncovered: bool = False,
+                     public_url: str = "", now: datetime | None = None) -> ImportOutcome:
     """Validate and replace any of boundaries / roster / facilities together, in one transaction.
 
-    `index` and `facilities` are what is in force now; they are not modified.
+    `index` and `facilities` are what is in force now; they are not modified. Boundaries become a new
+    generation (zonechief.generations), valid from `valid_from` (default now): in force at once, moving
+    open reports, or kept until then. A `valid_from` in the past that would rewrite history is refused
+    unless `rewrite_history`.
     Raises ImportRejected (nothing changed) or a database error (rolled back).
     """
     if boundaries is None and roster is None and facilities_file is None:
         raise ImportRejected("nothing to import: give a boundaries, roster or facilities file")
+    now = now or generations.utcnow()
     names = source_names or {}
     new_roster = read_roster(roster) if roster is not None else index.roster
     summary: dict[str, dict] = {}
+    timing, diff = None, None
     if boundaries is not None:
+        opts = dict(boundary_options or {})
+        if opts.get("official") is None and is_official(boundaries, opts.get("layer")):
+            opts["official"] = {}
         new_index, repairs = read_boundaries(boundaries, new_roster, snap_tolerance_m=index.snap_tolerance_m,
-                                             overlap_tolerance_m2=index.overlap_tolerance_m2,
-                                             **(boundary_options or {}))
-        summary["boundaries"] = {**boundaries_summary(index, new_index), "repairs": repairs[:MAX_LISTED]}
+                                             overlap_tolerance_m2=index.overlap_tolerance_m2, current=index, **opts)
+        with db.sessions() as s:
+            timing = generations.timing(db, s, valid_from, now)
+        if timing.rewrites_history and not rewrite_history:
+            raise ImportRejected(timing.refusal())
+        gaps = [] if allow_uncovered else uncovered(index, new_index, index.overlap_tolerance_m2)
+        if gaps:
+            raise ImportRejected(f"boundaries rejected, nothing was written: they do not cover the old towns ({len(gaps)} part(s) left "
+                                 "uncovered; give --allow-uncovered if that is intended, which is audited):\n"
+                                 + "\n".join(f"  - {g}" for g in gaps[:MAX_LISTED]))
+        diff = diff_units(index, new_index, tolerance_m2=index.overlap_tolerance_m2)
+        summary["boundaries"] = {**boundaries_summary(index, new_index), "repairs": repairs[:MAX_LISTED],
+                                 "diff": diff.summary(), **_timing_summary(db, timing, new_index, rewrite_history)}
+        if allow_uncovered:
+            summary["boundaries"]["allow_uncovered"] = True
     else:
         new_index = copy.copy(index)  # shares the geometry index; only the roster may differ
         new_index.roster = new_roster
+    scheduled = timing is not None and (not timing.takes_effect_now or bool(timing.later))
+    if scheduled and facilities_file is not None:
+        raise ImportRejected("facilities cannot be imported together with boundaries valid from later: import them "
+                             "when the boundaries take effect")
+    in_force_after = index if scheduled else new_index  # whose geometry lookups use once this commits
+    if scheduled:
+        in_force_after = copy.copy(index)
+        in_force_after.roster = new_roster
     new_facilities = read_facilities(facilities_file) if facilities_file is not None else facilities
 
-    # Cross-checks against the zones that will be in force.
-    zones = set(new_index.zones.zone_id)
+    # Cross-checks against the zones that will be in force (a roster may already name a scheduled generation's zones).
+    zones = set(in_force_after.zones.zone_id) | (set(new_index.zones.zone_id) if scheduled else set())
     problems = []
     if new_roster is not None:
         unknown = sorted(set(new_roster.table.zone_id) - zones)
         if unknown:
             problems.append(f"the roster names zones that do not exist: {', '.join(unknown[:20])}"
                             + ("" if roster is not None else " (import the roster together with the boundaries)"))
-    unknown_f = sorted(set(new_facilities.zone_id) - zones)
+    unknown_f = sorted(set(new_facilities.zone_id) - set(in_force_after.zones.zone_id))
     if unknown_f:
         problems.append(f"facilities name zones that do not exist: {', '.join(unknown_f[:20])}"
                         + ("" if facilities_file is not None else " (import the facilities together with the boundaries)"))
@@ -273,7 +358,8 @@ def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFram
         if src is not None:
             summary[kind] = {"source": names.get(kind, Path(src).name), "sha256": _sha256(Path(src)), **summary[kind]}
     kinds = [k for k in KINDS if k in summary]
-    out = ImportOutcome(kinds, summary, dry_run, index=new_index, facilities=new_facilities)
+    out = ImportOutcome(kinds, summary, dry_run, index=in_force_after, facilities=new_facilities,
+                        diff=diff if boundaries is not None else None)
     if dry_run:
         return out
 
@@ -281,10 +367,9 @@ def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFram
         with db.sessions.begin() as s:
             db.reference_repo.lock_for_replace(s)  # concurrent imports wait; readers do not
             if "boundaries" in kinds:
-                s.execute(delete(Village))
-                s.execute(delete(Zone))
-                _insert(s, Zone, zone_rows(new_index))
-                _insert(s, Village, village_rows(new_index))
+                assert timing is not None
+                _new_generation(s, db, new_index, timing, summary["boundaries"], actor=actor, now=now,
+                                rewrite_history=rewrite_history, public_url=public_url)
             if "roster" in kinds:
                 s.execute(delete(RosterEntry))
                 _insert(s, RosterEntry, roster_rows(new_roster))
@@ -300,6 +385,39 @@ def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFram
         # The database refused a row (a constraint the checks above do not know): all rolled back.
         raise ImportRejected(f"the database refused the import; nothing was changed: {exc.orig}") from exc
     return out
+
+
+def _timing_summary(db: Database, timing: generations.Timing, new_index: ZoneIndex, rewrite_history: bool) -> dict:
+    """When the boundaries take effect and what they would move (counted now, so a dry run shows it)."""
+    moves = generations.count_moves(db, new_index, timing.now)
+    out: dict = {"valid_from": timing.valid_from.isoformat(),
+           # now; scheduled (valid from later); window (before a later generation: in force only in the past)
+           "takes_effect": "window" if timing.later else "now" if timing.takes_effect_now else "scheduled",
+           "open_reports_changing_zone": len(moves), "changing_zone": dict(list(moves.by_zone().items())[:MAX_LISTED])}
+    if rewrite_history and timing.rewrites_history:
+        out["rewrite_history"] = {"reports_in_window": timing.reports_in_window, "later_generations": timing.later}
+    return out
+
+
+def _new_generation(s, db: Database, new_index: ZoneIndex, timing: generations.Timing, summary: dict, *, actor: str,
+                    now: datetime, rewrite_history: bool, public_url: str) -> None:
+    """Keep the boundaries as a generation; put it in force now unless it is valid from later (or before a later one)."""
+    cat = generations.Catalog.of(GenerationRepository.for_db(db).all(s))
+    gen = generations.record(s, db, new_index, valid_from=timing.valid_from, now=now, actor=actor,
+                             source=str(summary.get("source", "")), sha256=summary.get("sha256"),
+                             rewrite_history=rewrite_history and timing.rewrites_history,
+                             summary={k: summary[k] for k in ("zones_after", "villages_after") if k in summary})
+    summary["generation"] = gen.id
+    if timing.later:  # slipped in before a later generation: in force only in its window, which lies in the past
+        gen.activated_at = now
+        return
+    if not timing.takes_effect_now:
+        return
+    prev = cat.in_force
+    rewrite_since = timing.valid_from if rewrite_history and timing.reports_in_window else None
+    summary["put_in_force"] = generations.put_in_force(s, db, gen, new_index, now=now, previous=prev.id if prev else None,
+                                                       public_url=public_url, rewrite_since=rewrite_since)
+    new_index.generation = gen.id
 
 
 # ------------------------------------------------------------------ reading back
@@ -321,6 +439,7 @@ def load_from_db(db: Database, snap_tolerance_m: float | None = None, overlap_to
         version = audit.latest_reference_import(s)
         if version is None:
             return None
+        in_force_generation = generations.Catalog.of(GenerationRepository.for_db(db).all(s)).in_force
         zone_names = dict(s.execute(select(Zone.zone_id, Zone.name)).all())
         villages = s.scalars(select(Village).order_by(Village.code)).all()
         people = s.scalars(select(RosterEntry).order_by(RosterEntry.id)).all()
@@ -346,6 +465,7 @@ def load_from_db(db: Database, snap_tolerance_m: float | None = None, overlap_to
         index.roster = roster
     else:
         index = ZoneIndex(units, roster, snap_tolerance_m, overlap_tolerance_m2)
+    index.generation = in_force_generation.id if in_force_generation else None
     return index, fac, version
 
 

@@ -162,6 +162,7 @@ def report_to_dict(r: Report, personal: bool, public_url: str | None = None, tra
         "zone_id": r.zone_id,
         "village_code": r.village_code,
         "chief_id": r.chief_id,
+        "boundary_generation": r.generation_id,  # the boundaries it was (last) assigned under: GET /v1/boundaries/generations
         "status": r.status,
         "photo_url": r.photo_url,
         "history": [{"status": e.status, "at": e.at.isoformat(), "actor": e.actor,
@@ -189,7 +190,8 @@ class Reports:
     """Filing, changing and reading reports: the application over the zone index and the report store."""
 
     def __init__(self, db: Database, index, facilities, categories, gazetteer=None, provider=None,
-                 min_confidence: float = 0.75, media: MediaStore | None = None, public_url: str = ""):
+                 min_confidence: float = 0.75, media: MediaStore | None = None, public_url: str = "",
+                 gazetteer_of=None):
         self.db = db
         self.media = media
         self.public_url = public_url  # tracking links in events (zonechief.events)
@@ -198,6 +200,7 @@ class Reports:
         self.facilities = facilities
         self.category_codes = set(categories["code"])
         self.gazetteer = gazetteer
+        self._gazetteer_of = gazetteer_of  # builds the gazetteer of the boundaries in force (Services.gazetteer)
         self.provider = provider
         self.min_confidence = min_confidence
 
@@ -211,7 +214,7 @@ class Reports:
                 raise ReportError(str(exc)) from exc
         elif loc.address is not None:
             if self.gazetteer is None:
-                self.gazetteer = Gazetteer.load()
+                self.gazetteer = self._gazetteer_of() if self._gazetteer_of else Gazetteer.load()
             g = geocode_address(loc.address, self.gazetteer, min_confidence=self.min_confidence,
                                 provider=self.provider)
         else:
@@ -249,7 +252,7 @@ class Reports:
                    village_code=got.village_code[0], chief_id=got.chief_id[0], status=got.status[0],
                    reporter_name=data.reporter.name if data.reporter else None,
                    reporter_phone=data.reporter.phone if data.reporter else None, photo_url=data.photo_url,
-                   idempotency_key=data.idempotency_key)
+                   idempotency_key=data.idempotency_key, generation_id=self.index.generation)
         ev = got.events  # numpy columns (Placed.of); every first event is at created_at, kept as given
         r.history = [ReportEvent(status=st, at=created, actor=a, note=n) for st, a, n in zip(ev["status"], ev["actor"], ev["note"])]
         r.media = self._stored_media(photos, "citizen", loc.lon, loc.lat, now)

@@ -5,6 +5,7 @@ report store from a `Services`; nothing below this module reads the environment.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from gis.categories import load_categories
 from gis.facilities import load_facilities
 from gis.lookup import ZoneIndex
+from zonechief import generations
 from zonechief.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -57,6 +59,11 @@ class Services:
         self._limits = None
         self._listener: ReferenceListener | None = None
         self._dispatcher: Dispatcher | None = None
+        self._catalog: generations.Catalog | None = None  # the boundary generations in the store
+        self._gazetteer = None
+        self._past = generations.IndexCache()  # indexes of generations not in force, for as-of lookups
+        self._activator: threading.Thread | None = None
+        self._stop_activator = threading.Event()
 
     @property
     def index(self) -> ZoneIndex:
@@ -66,6 +73,64 @@ class Services:
                 if self._index is None:
                     self._index = load_index(self.settings)
         return self._index
+
+    @property
+    def generations(self) -> "generations.Catalog":
+        """The boundary generations in the store (read on first use after each swap)."""
+        cat = self._catalog
+        if cat is None:
+            cat = generations.catalog(self.db)
+            with self._lock:
+                self._catalog = cat
+        return cat
+
+    def index_at(self, at=None) -> ZoneIndex:
+        """The index of the boundaries in force at `at` (a datetime; None: now, the index in force).
+
+        Before the store is opened, or when its generation is the one in force, that is `index`;
+        others are read from the store once and kept (generations.IndexCache).
+        """
+        index = self.index
+        if at is None:
+            return index
+        g = self.generations.at(at)
+        return index if g is None else self.generation_index(g.id)
+
+    def generation_index(self, gid: int) -> ZoneIndex:
+        """The index of boundary generation `gid` (KeyError: no such generation)."""
+        index = self.index
+        if gid == index.generation:
+            return index
+        return self._past.get(gid, lambda: self._past_index(gid, index))
+
+    def index_at_nowait(self, at) -> ZoneIndex | None:
+        """index_at(at) when it needs no database (the catalog read, the generation in force or cached); else None."""
+        index, cat = self.index, self._catalog
+        if at is None:
+            return index
+        if cat is None:
+            return None
+        g = cat.at(at)
+        if g is None or g.id == index.generation:
+            return index
+        return self._past.peek(g.id)
+
+    def _past_index(self, gid: int, like: ZoneIndex) -> ZoneIndex:
+        idx = generations.load_generation(self.db, gid, like)
+        idx.generation = gid
+        return idx
+
+    @property
+    def gazetteer(self):
+        """The place names of the boundaries in force (official names, short names, codes, the aliases file), with
+        the names earlier generations had and these do not: an address naming one needs review, with candidates."""
+        g = self._gazetteer
+        if g is None:
+            g = generations.gazetteer(self.settings.data_dir, self.index, self.facilities,
+                                      self._db if self._db is not None else None)
+            with self._lock:
+                self._gazetteer = g
+        return g
 
     @property
     def facilities(self):
@@ -123,7 +188,12 @@ class Services:
             raise
         if stored is not None:
             self.swap_reference(*stored)
+        elif self.index.generation is None:  # the shipped boundaries: the store's generation 1
+            index = copy.copy(self.index)
+            index.generation = generations.catalog(db).in_force.id
+            self.swap_reference(index)
         self._db = db
+        self._catalog = generations.catalog(db)
         return db
 
     def swap_reference(self, index: ZoneIndex | None = None, facilities=None, version: int | None = None) -> None:
@@ -134,13 +204,16 @@ class Services:
         with self._lock:
             self.reference_version = version
             self._fingerprint = None
+            self._catalog = None  # read again on next use: an import or activation may have added a generation
             if index is not None:
                 self._index = index
+                self._past.with_roster(index.roster)
             if facilities is not None:
                 self._facilities = facilities
+            self._gazetteer = None  # names follow the boundaries: built again on first use
             r = self.__dict__.get("reports")
             if r is not None:
-                r.index, r.facilities = self.index, self.facilities
+                r.index, r.facilities, r.gazetteer = self.index, self.facilities, None
 
     def reload_reference(self) -> bool:
         """Put the store's reference data in force if it is not what is in force already; True if it swapped.
@@ -238,7 +311,7 @@ class Services:
         provider = None
         if self.settings.amap_key:
             provider = AmapProvider(self.settings.amap_key, base_url=self.settings.amap_base_url)
-        reports = Reports(self.db, self.index, self.facilities, self.categories, provider=provider,
+        reports = Reports(self.db, self.index, self.facilities, self.categories, provider=provider, gazetteer_of=lambda: self.gazetteer,
                           min_confidence=self.settings.address_min_confidence, media=self.media,
                           public_url=self.settings.public_url)
         reports.on_events.append(self._wake_dispatcher)
@@ -247,6 +320,43 @@ class Services:
     def _wake_dispatcher(self) -> None:
         if self._dispatcher is not None:
             self._dispatcher.wake(fresh=True)
+
+    wake_dispatcher = _wake_dispatcher  # after an import moved reports (their report.reassigned events)
+
+    def activate_due_generations(self, now=None) -> bool:
+        """Put in force a boundary generation whose valid_from has come (if one waits); True if it did."""
+        with self.reference_lock:
+            done = generations.activate_due(self.db, self.index, self.settings.public_url or "", now=now)
+            if done is None:
+                return False
+            self.swap_reference(done[0], None, done[1])
+        self._wake_dispatcher()
+        return True
+
+    def start_activator(self) -> None:
+        """Check every generations.ACTIVATE_EVERY_S for a generation due to take effect (any worker may do it)."""
+        def run():
+            while not self._stop_activator.wait(generations.ACTIVATE_EVERY_S):
+                try:
+                    due = self.generations.items and any(g.activated_at is None and g.valid_from <= generations.utcnow()
+                                                         for g in self.generations.items)
+                    if due:
+                        self.activate_due_generations()
+                except Exception as exc:  # the database may be down: try again next round
+                    log.warning("boundary activation check failed (%s)", type(exc).__name__)
+
+        with self._lock:
+            if self._activator is None:
+                self._stop_activator.clear()
+                self._activator = threading.Thread(target=run, name="zonechief-generations", daemon=True)
+                self._activator.start()
+
+    def stop_activator(self) -> None:
+        """Stop the activation checks."""
+        t, self._activator = self._activator, None
+        self._stop_activator.set()
+        if t is not None:
+            t.join(timeout=5)
 
     def start_dispatcher(self) -> None:
         """Deliver report events to webhook subscribers from this process (zonechief.dispatcher)."""

@@ -42,7 +42,7 @@ def test_schema(live):
     eng = sa.create_engine(live["url"])
     if not live["url"].startswith("postgresql"):
         with eng.connect() as c:
-            assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0008"
+            assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0010"
             cols = {r[1]: r[2] for r in c.execute(sa.text("PRAGMA table_info(reports)"))}
             assert cols["geom"].upper() == "BLOB"  # WKB on the embedded store
             assert c.execute(sa.text("SELECT count(*) FROM zones")).scalar() == 29
@@ -56,7 +56,7 @@ def test_schema(live):
         for t in ("zones", "villages", "facilities"):
             assert c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() > 0
             assert c.execute(sa.text(f"SELECT count(*) FROM pg_indexes WHERE tablename='{t}' AND indexdef ILIKE '%gist%'")).scalar() == 1
-        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0008"
+        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0010"
         # codes and keys compare bytewise (migration 0004); free text keeps the database's collation
         coll = dict(c.execute(sa.text("SELECT column_name, collation_name FROM information_schema.columns "
                                       "WHERE table_name = 'reports' AND data_type = 'character varying'")).all())

@@ -674,3 +674,16 @@ def test_assign_geoseries_missing_geometries(idx):
     assert list(out.index) == [10, 20, 30]
     assert list(out["status"]) == ["invalid", "invalid", "inside"]
     assert ids(out["zone_id"]) == [None, None, "QS-05"]
+
+
+def test_locate_once_answers_as_locate(zone_index):
+    """The grid-less locate (one-off batches) gives locate's unit for every point, inside, outside and on edges."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    x0, y0, x1, y1 = zone_index.units.total_bounds
+    lon = np.r_[rng.uniform(x0 - 0.02, x1 + 0.02, 20_000), np.nan]
+    lat = np.r_[rng.uniform(y0 - 0.02, y1 + 0.02, 20_000), 23.0]
+    edge = zone_index.units.geometry.iloc[0].exterior.coords[0]  # a vertex: on the edge of several units
+    lon, lat = np.r_[lon, edge[0]], np.r_[lat, edge[1]]
+    assert np.array_equal(zone_index.locate_once(lon, lat), zone_index.locate(lon, lat)[0])

@@ -38,3 +38,16 @@ def test_two_chiefs_at_once_is_an_error():
     with pytest.raises(RosterError, match="two chiefs"):
         Roster(pd.concat([t, row]).astype({"effective_from": str, "effective_to": str})
                .replace({"effective_to": {"None": "", "NaT": ""}}))
+
+
+def test_a_roster_where_nobody_has_an_end_date_answers():
+    """All effective_to empty (everyone still in post): it used to fail comparing datetime64 with a date."""
+    import pandas as pd
+
+    from gis.roster import Roster
+
+    r = Roster(pd.DataFrame({"person_id": ["P1", "P2"], "role": ["chief", "chief"], "name": ["甲", "乙"],
+                             "phone": ["1", "2"], "zone_id": ["Z1", "Z2"], "effective_from": ["2020-01-01", "2021-06-01"],
+                             "effective_to": ["", ""]}))
+    assert set(r.chiefs_by_zone()) == {"Z1", "Z2"}
+    assert set(r.chiefs_by_zone(pd.Timestamp("2021-01-01").date())) == {"Z1"}

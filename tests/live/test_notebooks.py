@@ -14,7 +14,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 def test_there_are_the_four_notebooks():
     assert [p.name for p in NOTEBOOKS] == ["01_quickstart.ipynb", "02_hotspots.ipynb", "03_workload.ipynb",
-                                           "04_official_boundaries.ipynb"]
+                                           "04_official_boundaries.ipynb", "04_patrol_coverage.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
