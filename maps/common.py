@@ -38,6 +38,32 @@ def popup_table(title: str, rows: Iterable[tuple[str, str, object]], note: str |
     return "".join(out)
 
 
+def cell_popup_js(styles: dict, names: dict, rows: list, fallback: dict) -> str:
+    """on_each_feature for grid cells whose property `c` is their class: its style (`fallback` for an unknown one),
+    a tooltip with its name, and a popup table of `rows` (label zh, label en, property or "label"), built as
+    DOM text nodes, never HTML."""
+    return """function (feature, layer) {
+    var STYLES = %s, NAMES = %s, ROWS = %s, FALLBACK = %s;
+    var p = feature.properties, label = NAMES[p.c] || String(p.c);
+    layer.setStyle(STYLES[p.c] || FALLBACK);
+    function text(tag, s, cls) { var e = document.createElement(tag); e.textContent = s; if (cls) e.className = cls; return e; }
+    layer.bindTooltip(function () { return text('span', label); }, {sticky: true});
+    layer.bindPopup(function () {
+        var box = text('div', '', 'zc-popup'), table = document.createElement('table');
+        box.appendChild(text('div', label, 'zc-popup-title'));
+        ROWS.forEach(function (r) {
+            var tr = table.insertRow(), th = text('th', r[0]);
+            th.appendChild(document.createElement('br'));
+            th.appendChild(text('small', r[1]));
+            tr.appendChild(th);
+            tr.insertCell().textContent = r[2] === 'label' ? label : String(p[r[2]]);
+        });
+        box.appendChild(table);
+        return box;
+    }, {autoPanPaddingTopLeft: [20, 60]});
+}""" % tuple(js_literal(v) for v in (styles, names, rows, fallback))
+
+
 def base_map(bounds_wgs84, projector: Projector, title: str, tianditu_key: str | None = None) -> folium.Map:
     """An empty map fitted to `bounds_wgs84` (minx, miny, maxx, maxy) with the chosen tiles, scale bar and title."""
     layers = tile_layers(projector.basemap, tianditu_key)  # raises BasemapError before anything is built

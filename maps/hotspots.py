@@ -12,7 +12,7 @@ import numpy as np
 from maps.aggregate import ReportFilter, fetch_points
 from maps.assets import use_assets
 from maps.basemaps import Projector
-from maps.common import Legend, base_map, esc, feature, geojson_layer, js_literal, swatch
+from maps.common import Legend, base_map, cell_popup_js, esc, feature, geojson_layer, swatch
 from maps.zones import select_zones
 
 # ESRI's Hot Spot Analysis colours, by class label as gis.hotspots writes it.
@@ -51,26 +51,7 @@ def _cell_js() -> str:
                   "color": "#cccccc" if c == "not significant" else "#777777",
                   "weight": 0.3 if c == "not significant" else 0.6} for c, (col, _) in CLASSES.items()}
     names = {c: text for c, (_, text) in CLASSES.items()}
-    return """function (feature, layer) {
-    var STYLES = %s, NAMES = %s, ROWS = %s;
-    var p = feature.properties, label = NAMES[p.c] || String(p.c);
-    layer.setStyle(STYLES[p.c] || {fillColor: '#999999', fillOpacity: 0.5, color: '#777777', weight: 0.6});
-    function text(tag, s, cls) { var e = document.createElement(tag); e.textContent = s; if (cls) e.className = cls; return e; }
-    layer.bindTooltip(function () { return text('span', label); }, {sticky: true});
-    layer.bindPopup(function () {
-        var box = text('div', '', 'zc-popup'), table = document.createElement('table');
-        box.appendChild(text('div', label, 'zc-popup-title'));
-        ROWS.forEach(function (r) {
-            var tr = table.insertRow(), th = text('th', r[0]);
-            th.appendChild(document.createElement('br'));
-            th.appendChild(text('small', r[1]));
-            tr.appendChild(th);
-            tr.insertCell().textContent = r[2] === 'label' ? label : String(p[r[2]]);
-        });
-        box.appendChild(table);
-        return box;
-    }, {autoPanPaddingTopLeft: [20, 60]});
-}""" % tuple(js_literal(v) for v in (styles, names, POPUP_ROWS))
+    return cell_popup_js(styles, names, POPUP_ROWS, {"fillColor": "#999999", "fillOpacity": 0.5, "color": "#777777", "weight": 0.6})
 
 
 def _cells_layer(features, name, js):

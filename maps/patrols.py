@@ -8,7 +8,7 @@ import shapely
 from gis.patrol_coverage import CLASSES, Coverage
 from maps.assets import use_assets
 from maps.basemaps import Projector
-from maps.common import Legend, base_map, esc, feature, geojson_layer, js_literal, swatch
+from maps.common import Legend, base_map, cell_popup_js, esc, feature, geojson_layer, swatch
 
 # class -> (fill colour, legend text); "other" cells are drawn faintly, only where there is something to say.
 STYLE = {
@@ -41,26 +41,7 @@ def _cell_js() -> str:
     styles = {c: {"fillColor": col, "fillOpacity": 0.3 if c == "other" else 0.7, "color": "#999999" if c == "other" else "#555555",
                   "weight": 0.3 if c == "other" else 0.8} for c, (col, _) in STYLE.items()}
     names = {c: text for c, (_, text) in STYLE.items()}
-    return """function (feature, layer) {
-    var STYLES = %s, NAMES = %s, ROWS = %s;
-    var p = feature.properties, label = NAMES[p.c] || String(p.c);
-    layer.setStyle(STYLES[p.c] || STYLES.other);
-    function text(tag, s, cls) { var e = document.createElement(tag); e.textContent = s; if (cls) e.className = cls; return e; }
-    layer.bindTooltip(function () { return text('span', label); }, {sticky: true});
-    layer.bindPopup(function () {
-        var box = text('div', '', 'zc-popup'), table = document.createElement('table');
-        box.appendChild(text('div', label, 'zc-popup-title'));
-        ROWS.forEach(function (r) {
-            var tr = table.insertRow(), th = text('th', r[0]);
-            th.appendChild(document.createElement('br'));
-            th.appendChild(text('small', r[1]));
-            tr.appendChild(th);
-            tr.insertCell().textContent = r[2] === 'label' ? label : String(p[r[2]]);
-        });
-        box.appendChild(table);
-        return box;
-    }, {autoPanPaddingTopLeft: [20, 60]});
-}""" % tuple(js_literal(v) for v in (styles, names, POPUP_ROWS))
+    return cell_popup_js(styles, names, POPUP_ROWS, styles["other"])
 
 
 def _cells_features(cells, proj, windows: int) -> list[dict]:

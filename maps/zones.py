@@ -7,6 +7,7 @@ import shapely
 
 from gis.boundaries import METRIC
 from gis.errors import ZonechiefError
+from gis.zone_select import select_zones as gis_select_zones
 from gis.zone_staff import staff_by_zone, zones_with_staff
 from maps.assets import use_assets
 from maps.basemaps import Projector
@@ -27,20 +28,7 @@ class MapInputError(ZonechiefError, ValueError):
 
 def select_zones(index, town: str | None = None, zone_ids=None):
     """The zones of `index` in a town (name or code) and/or with the given ids; MapInputError if none match."""
-    z = index.zones
-    if town:
-        z = z[(z.town == town) | (z.town_code == town)]
-        if z.empty:
-            towns = ", ".join(sorted(set(index.zones.town.dropna())))
-            raise MapInputError(f"no town {town!r}; towns are {towns} (or their codes)")
-    if zone_ids:
-        unknown = sorted(set(zone_ids) - set(index.zones.zone_id))
-        if unknown:
-            raise MapInputError(f"no zone {', '.join(unknown)}; zones are e.g. {', '.join(index.zones.zone_id[:3])}")
-        z = z[z.zone_id.isin(list(zone_ids))]
-        if z.empty:
-            raise MapInputError("the zones given are not in that town")
-    return z
+    return gis_select_zones(index, town, zone_ids, MapInputError)
 
 
 def _people(ps) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from gis.errors import ZonechiefError
+from gis.zone_select import select_zones as gis_select_zones
 from store.map_aggregates import report_conditions
 
 if TYPE_CHECKING:  # gis.patrol_coverage loads numba: only when coverage is asked for, not at the app's start
@@ -54,19 +55,7 @@ class CoverageRequest:
 
 def select_zones(index, town: str | None, zone_ids) -> pd.DataFrame:
     """The zones of a town (name or code) and/or with the given ids; CoverageInputError if none match."""
-    z = index.zones
-    if town:
-        z = z[(z.town == town) | (z.town_code == town)]
-        if z.empty:
-            raise CoverageInputError(f"no town {town!r}; towns are {', '.join(sorted(set(index.zones.town.dropna())))}")
-    if zone_ids:
-        unknown = sorted(set(zone_ids) - set(index.zones.zone_id))
-        if unknown:
-            raise CoverageInputError(f"no zone {', '.join(unknown)}")
-        z = z[z.zone_id.isin(list(zone_ids))]
-        if z.empty:
-            raise CoverageInputError("the zones given are not in that town")
-    return z
+    return gis_select_zones(index, town, zone_ids, CoverageInputError)
 
 
 def patrol_coverage(db, index, req: CoverageRequest, params: CoverageParams | None = None) -> Coverage:

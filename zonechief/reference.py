@@ -319,7 +319,8 @@ def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFram
                                  + "\n".join(f"  - {g}" for g in gaps[:MAX_LISTED]))
         diff = diff_units(index, new_index, tolerance_m2=index.overlap_tolerance_m2)
         summary["boundaries"] = {**boundaries_summary(index, new_index), "repairs": repairs[:MAX_LISTED],
-                                 "diff": diff.summary(), **_timing_summary(db, timing, new_index, rewrite_history)}
+                                 "diff": diff.summary(),
+                                 **_timing_summary(db, timing, new_index, rewrite_history, count=dry_run)}
         if allow_uncovered:
             summary["boundaries"]["allow_uncovered"] = True
     else:
@@ -387,13 +388,16 @@ def import_reference(db: Database, index: ZoneIndex, facilities: gpd.GeoDataFram
     return out
 
 
-def _timing_summary(db: Database, timing: generations.Timing, new_index: ZoneIndex, rewrite_history: bool) -> dict:
-    """When the boundaries take effect and what they would move (counted now, so a dry run shows it)."""
-    moves = generations.count_moves(db, new_index, timing.now)
-    out: dict = {"valid_from": timing.valid_from.isoformat(),
-           # now; scheduled (valid from later); window (before a later generation: in force only in the past)
-           "takes_effect": "window" if timing.later else "now" if timing.takes_effect_now else "scheduled",
-           "open_reports_changing_zone": len(moves), "changing_zone": dict(list(moves.by_zone().items())[:MAX_LISTED])}
+def _timing_summary(db: Database, timing: generations.Timing, new_index: ZoneIndex, rewrite_history: bool,
+                    count: bool) -> dict:
+    """When the boundaries take effect and what they would move. Counted here for a dry run or a generation not put
+    in force now; one put in force reports what it moved (_new_generation), so the reports are read once."""
+    takes_effect = "window" if timing.later else "now" if timing.takes_effect_now else "scheduled"
+    # now; scheduled (valid from later); window (before a later generation: in force only in the past)
+    out: dict = {"valid_from": timing.valid_from.isoformat(), "takes_effect": takes_effect}
+    if count or takes_effect != "now":
+        moves = generations.count_moves(db, new_index, timing.now)
+        out.update(open_reports_changing_zone=len(moves), changing_zone=dict(list(moves.by_zone().items())[:MAX_LISTED]))
     if rewrite_history and timing.rewrites_history:
         out["rewrite_history"] = {"reports_in_window": timing.reports_in_window, "later_generations": timing.later}
     return out
@@ -415,8 +419,10 @@ def _new_generation(s, db: Database, new_index: ZoneIndex, timing: generations.T
         return
     prev = cat.in_force
     rewrite_since = timing.valid_from if rewrite_history and timing.reports_in_window else None
-    summary["put_in_force"] = generations.put_in_force(s, db, gen, new_index, now=now, previous=prev.id if prev else None,
-                                                       public_url=public_url, rewrite_since=rewrite_since)
+    moved = summary["put_in_force"] = generations.put_in_force(s, db, gen, new_index, now=now, public_url=public_url,
+                                                               previous=prev.id if prev else None, rewrite_since=rewrite_since)
+    summary["open_reports_changing_zone"] = moved["moved"]
+    summary["changing_zone"] = dict(list(moved["moved_by_zone"].items())[:MAX_LISTED])
     new_index.generation = gen.id
 
 
