@@ -487,7 +487,8 @@ def _pg_backup(url: str, partial: Path, deadline: float, progress: Progress | No
 
 
 def _toc(pg_restore: Path, path: Path, args: list[str]) -> str:
-    r = subprocess.run([str(pg_restore), *args, str(path)], capture_output=True, text=True, timeout=600)
+    # errors="replace": a damaged archive can put any bytes in the listing; it must fail as damaged, not as UTF-8.
+    r = subprocess.run([str(pg_restore), *args, str(path)], capture_output=True, text=True, errors="replace", timeout=600)
     if r.returncode != 0:
         raise BackupError(f"{path} cannot be read as a pg_dump archive: {_errors(r.stderr.splitlines())}")
     return r.stdout
